@@ -1,0 +1,148 @@
+"""The synthetic pool of one GAN: generation in resumable shards, pHash and ancillary scores.
+
+A pool image is referred to as "<shard .npy path>#<row>"; shards are uint8 N x H x W x 3 arrays.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from ganaug.io import InputError, save_npy, seed_from, write_csv
+from ganaug.progress import Progress
+
+log_default = logging.getLogger("ganaug")
+
+
+def pool_labels(n_per_class: int, num_classes: int = 2) -> np.ndarray:
+    """Class of every pool image, in pool order: all of class 0, then class 1, ..."""
+    return np.repeat(np.arange(num_classes, dtype=np.int64), n_per_class)
+
+
+def split_ref(ref: str) -> tuple[str, int]:
+    path, sep, row = ref.rpartition("#")
+    if not sep or not row.isdigit():
+        raise InputError(f"'{ref}': not a pool image reference ('<shard.npy>#<row>')")
+    return path, int(row)
+
+
+def generate_pool(
+    selected_json,
+    out_dir,
+    out_csv,
+    n_per_class: int,
+    shard_size: int,
+    seed: int,
+    device,
+    truncation_psi: float = 1.0,
+    batch_size: int = 256,
+    log: logging.Logger | None = None,
+) -> pd.DataFrame:
+    """Generate n_per_class images per class from the selected snapshot.
+
+    Shard k holds pool images [k*shard_size, (k+1)*shard_size) and is generated from its own seed, so a
+    killed job resumes by skipping the shards already on disk (each written atomically).
+    """
+    from ganaug.gans.training import generate, load_generator
+
+    log = log or log_default
+    selected = json.loads(Path(selected_json).read_text())
+    G = load_generator(selected["snapshot"], device)
+    num_classes = int(selected.get("num_classes", 2))
+    labels = pool_labels(n_per_class, num_classes)
+    shard_dir = Path(out_dir) / "shards"
+    shard_dir.mkdir(parents=True, exist_ok=True)
+    n_shards = -(-len(labels) // shard_size)
+    progress = Progress(n_shards, "shard", log)
+    rows = []
+    for k in range(n_shards):
+        lo, hi = k * shard_size, min((k + 1) * shard_size, len(labels))
+        path = shard_dir / f"shard-{k:05d}.npy"
+        existing = _shard_ok(path, hi - lo)
+        if not existing:
+            images = generate(G, labels[lo:hi], seed_from(seed, "shard", k), device, batch_size=batch_size,
+                              truncation_psi=truncation_psi)
+            save_npy(path, images)
+        rows.append(pd.DataFrame({
+            "image": [f"{path}#{i}" for i in range(hi - lo)],
+            "label": labels[lo:hi],
+            "shard": k,
+            "row": np.arange(hi - lo),
+        }))
+        progress.update(k + 1, images=0 if existing else hi - lo, resumed=int(existing))
+    table = pd.concat(rows, ignore_index=True)
+    table["gan"] = selected.get("gan", "")
+    table["snapshot"] = Path(selected["snapshot"]).name
+    write_csv(out_csv, table)
+    return table
+
+
+def _shard_ok(path: Path, n: int) -> bool:
+    if not path.exists():
+        return False
+    try:
+        return np.load(path, mmap_mode="r").shape[0] == n
+    except Exception:
+        return False
+
+
+def iter_shards(shards: pd.DataFrame):
+    """Yield (row indices into `shards`, uint8 images) per shard file, in table order."""
+    paths = shards["image"].map(lambda r: split_ref(r)[0])
+    for path, idx in shards.groupby(paths, sort=False).groups.items():
+        rows = shards.loc[idx, "image"].map(lambda r: split_ref(r)[1]).to_numpy()
+        try:
+            array = np.load(path, mmap_mode="r")
+        except Exception as e:
+            raise InputError(f"{path}: cannot read pool shard ({e})") from e
+        yield np.asarray(idx), np.asarray(array[rows])
+
+
+def hash_pool(shards_csv, out_csv, threads: int = 1, log: logging.Logger | None = None) -> pd.DataFrame:
+    """pHash (imagehash-identical, 16 hex digits) of every pool image."""
+    from ganaug.phash import phash_batch
+
+    log = log or log_default
+    shards = pd.read_csv(shards_csv)
+    hashes = np.zeros(len(shards), dtype=np.uint64)
+    progress = Progress(len(shards), "image", log)
+    done = 0
+    for idx, images in iter_shards(shards):
+        hashes[idx] = phash_batch(images)
+        done += len(idx)
+        progress.update(done, images=len(idx))
+    table = pd.DataFrame({"image": shards["image"], "phash": [format(int(h), "016x") for h in hashes]})
+    write_csv(out_csv, table)
+    return table
+
+
+def score_pool(shards_csv, phash_csv, ancillary_model, out_csv, device, batch_size: int = 512,
+               log: logging.Logger | None = None) -> pd.DataFrame:
+    """Manifest of the pool: image, label, phash, score (ancillary cross-entropy for the intended class,
+    lower = the image looks more like its class), prob (ancillary probability of melanoma)."""
+    from ganaug.classifier.predict import per_image_loss, predict_proba
+    from ganaug.classifier.training import load_classifier
+
+    log = log or log_default
+    shards = pd.read_csv(shards_csv)
+    phash = pd.read_csv(phash_csv, dtype={"phash": str})
+    if not shards["image"].equals(phash["image"]):
+        raise InputError(f"{phash_csv}: rows do not match {shards_csv}; re-run hash_pool")
+    model, info = load_classifier(ancillary_model, device)
+    score = np.zeros(len(shards))
+    prob = np.zeros(len(shards))
+    labels = shards["label"].to_numpy(np.int64)
+    progress = Progress(len(shards), "image", log)
+    done = 0
+    for idx, images in iter_shards(shards):
+        score[idx] = per_image_loss(model, info, images, labels[idx], device, batch_size=batch_size)
+        prob[idx] = predict_proba(model, info, images, device, tta=0, batch_size=batch_size)
+        done += len(idx)
+        progress.update(done, images=len(idx))
+    manifest = shards.assign(phash=phash["phash"], score=score, prob=prob)
+    write_csv(out_csv, manifest)
+    return manifest

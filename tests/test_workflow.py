@@ -1,0 +1,182 @@
+"""The workflow itself: Snakemake runs the whole DAG on a tiny config, every public output is checked;
+bad configs fail before any job runs; test sets feed nothing upstream of `evaluate`."""
+
+from __future__ import annotations
+
+import copy
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parents[1]
+SNAKEMAKE = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile")]
+
+TINY = {
+    "seed": 7,
+    "replicates": 2,
+    "datasets": {
+        "toy": {"kind": "toyderm", "n": 200, "image_size": 32, "melanoma_fraction": 0.3, "difficulty": 0.3,
+                "label_noise": 0.0, "diagnoses": {"nevus": 1.0}},
+        "toy_clinic": {"kind": "toyderm", "n": 40, "image_size": 32, "melanoma_fraction": 0.3,
+                       "domain": "clinical", "diagnoses": {"nevus": 1.0}},
+    },
+    "split": {"dataset": "toy", "fractions": {"train": 0.6, "val": 0.2, "test": 0.2}},
+    "testsets": {"indist": {"split": "test"}, "clinical": {"dataset": "toy_clinic"}},
+    "gans": {"stylegan2": {"resolution": 16, "z_dim": 32, "w_dim": 32, "mapping_layers": 1, "channel_base": 256,
+                           "channel_max": 16, "batch": 8, "total_kimg": 0.064, "snapshot_kimg": 0.032,
+                           "ada": True}},
+    "fid": {"n_images": 64, "noise_seeds": 2, "grid_per_class": 2},
+    "pool": {"n_per_class": 150, "shard_size": 100},
+    "sampling": {"diverse_threshold": 2},
+    "classifier": {"model": "timm:test_resnet", "cache_size": 16, "input_size": 16, "epochs": 2, "tta": 2,
+                   "early_stopping_patience": 2, "batch_size": 16},
+    "ancillary": {"epochs": 2},
+    "experiments": {
+        "augmentation": [
+            {"ratio": "1:0", "group": "baseline"},
+            {"ratio": "1:1/2", "gan": "stylegan2", "sampling": "diverse", "group": "sampling"},
+        ],
+        "anonymization": [
+            {"ratio": "1/2:0", "group": "1/2"},
+            {"ratio": "1/2:1/2", "gan": "stylegan2", "sampling": "worst", "group": "1/2"},
+        ],
+    },
+}
+
+
+def write_config(workdir: Path, cfg: dict) -> None:
+    (workdir / "config").mkdir(parents=True, exist_ok=True)
+    (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+def snakemake(workdir: Path, *args, timeout=600) -> subprocess.CompletedProcess:
+    return subprocess.run(SNAKEMAKE + ["-d", str(workdir), *args], capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture(scope="module")
+def study(tmp_path_factory):
+    workdir = tmp_path_factory.mktemp("study")
+    write_config(workdir, TINY)
+    run = snakemake(workdir, "--cores", "2")
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
+    return workdir
+
+
+def test_every_public_output(study):
+    r = study / "results"
+    for name in ("toy", "toy_clinic"):
+        index = pd.read_csv(r / f"data/index/{name}.csv")
+        assert {"image", "label", "diagnosis", "dataset"} <= set(index.columns)
+    train, val = pd.read_csv(r / "data/splits/train.csv"), pd.read_csv(r / "data/splits/val.csv")
+    assert len(train) > len(val) > 0
+    for ts in ("indist", "clinical"):
+        assert len(pd.read_csv(r / f"data/testsets/{ts}.csv")) > 0
+    gan = r / "gans/stylegan2"
+    assert sorted(p.name for p in gan.glob("snapshot-*.pt")), "no snapshots"
+    assert (gan / "metrics.jsonl").read_text().strip()
+    selected = yaml.safe_load((gan / "selected.json").read_text())
+    assert Path(selected["snapshot"]).exists() and np.isfinite(selected["fid"])
+    assert (gan / "selected_grid.png").stat().st_size > 0
+    manifest = pd.read_csv(r / "pools/stylegan2/manifest.csv", dtype={"phash": str})
+    assert {"image", "label", "phash", "score"} <= set(manifest.columns)
+    assert len(manifest) == 300 and manifest["phash"].str.len().eq(16).all()
+    trainset = pd.read_csv(r / "trainsets/1x1-2_sgn_div/rep0.csv")
+    assert {"image", "label", "source", "gan"} <= set(trainset.columns)
+    assert set(trainset["source"]) == {"real", "synthetic"}
+    auc = pd.read_csv(r / "auc.csv")
+    assert {"experiment", "label", "group", "replicate", "test_set", "auc"} <= set(auc.columns)
+    assert len(auc.drop_duplicates(["experiment", "replicate", "test_set"])) == 4 * 2 * 2
+    assert auc["auc"].between(0, 1).all()
+    for app in ("augmentation", "anonymization"):
+        for ts in ("indist", "clinical"):
+            for ext in ("png", "pdf"):
+                assert (r / f"figures/{app}_{ts}.{ext}").stat().st_size > 0
+    run = r / "runs/1x0/rep1"
+    assert (run / "model.pt").exists() and len(pd.read_csv(run / "history.csv")) >= 1
+    preds = pd.read_csv(run / "predictions/indist.csv")
+    assert {"image", "label", "prob"} <= set(preds.columns)
+
+
+def test_replicates_pair_real_subsets(study):
+    r = study / "results/trainsets"
+    a = pd.read_csv(r / "1-2x0/rep0.csv")
+    b = pd.read_csv(r / "1-2x1-2_sgn_wst/rep0.csv")
+    c = pd.read_csv(r / "1-2x0/rep1.csv")
+    real_b = b[b["source"] == "real"]
+    assert sorted(a["image"]) == sorted(real_b["image"])  # same real subset across experiments
+    assert sorted(a["image"]) != sorted(c["image"])  # a different one per replicate
+    s0 = pd.read_csv(r / "1-2x1-2_sgn_wst/rep0.csv").query("source == 'synthetic'")
+    s1 = pd.read_csv(r / "1-2x1-2_sgn_wst/rep1.csv").query("source == 'synthetic'")
+    assert list(s0["image"]) == list(s1["image"])  # synthetic subset fixed across replicates
+
+
+def test_rerun_is_a_no_op(study):
+    run = snakemake(study, "-n", "--cores", "1")
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert "Nothing to be done" in run.stdout + run.stderr
+
+
+def test_lint_is_clean():
+    run = subprocess.run([sys.executable, "-m", "snakemake", "--lint"], cwd=REPO, capture_output=True, text=True,
+                         timeout=120)
+    assert run.returncode == 0 and "Congratulations" in run.stdout + run.stderr, run.stdout + run.stderr
+
+
+def _dag_edges(workdir):
+    run = snakemake(workdir, "--dag", "--forceall")
+    assert run.returncode == 0, run.stderr[-3000:]
+    labels = dict(re.findall(r'^\s*(\d+)\[label = "([^"]*)"', run.stdout, flags=re.M))
+    edges = re.findall(r"^\s*(\d+) -> (\d+)", run.stdout, flags=re.M)
+    return labels, edges
+
+
+def test_test_sets_feed_only_evaluation(tmp_path):
+    write_config(tmp_path, TINY)
+    labels, edges = _dag_edges(tmp_path)
+    children = {}
+    for a, b in edges:
+        children.setdefault(a, []).append(b)
+    seeds = [n for n, lab in labels.items()
+             if lab.startswith("testset") or (lab.startswith("cache_images") and "testsets/" in lab)]
+    assert seeds, "no test-set jobs in the DAG"
+    allowed = {"testset", "cache_images", "evaluate", "aggregate", "plot_figures", "all"}
+    stack, seen = list(seeds), set()
+    while stack:
+        n = stack.pop()
+        for c in children.get(n, []):
+            if c not in seen:
+                seen.add(c)
+                stack.append(c)
+    reached = {labels[n].split("\\n")[0] for n in seen}
+    assert reached <= allowed, f"test-set data reaches {reached - allowed}"
+    assert "evaluate" in reached
+
+
+BAD_CONFIGS = [
+    (["experiments", "augmentation", 1, "gan"], "stylegan3", "experiments.augmentation[1].gan"),
+    (["experiments", "augmentation", 1, "sampling"], "prettiest", "experiments.augmentation[1].sampling"),
+    (["experiments", "anonymization", 0, "ratio"], "1/2::0", "experiments.anonymization[0].ratio"),
+    (["experiments", "anonymization", 0, "ratio"], "3/2:0", "experiments.anonymization[0].ratio"),
+    (["classifier", "model"], "timm:no_such_net", "classifier.model"),
+    (["datasets", "toy_clinic"], {"kind": "index", "path": "nowhere/index.csv"}, "datasets.toy_clinic.path"),
+]
+
+
+@pytest.mark.parametrize("path,value,key", BAD_CONFIGS, ids=[b[2] for b in BAD_CONFIGS])
+def test_bad_config_fails_before_any_job(tmp_path, path, value, key):
+    cfg = copy.deepcopy(TINY)
+    node = cfg
+    for p in path[:-1]:
+        node = node[p]
+    node[path[-1]] = value
+    write_config(tmp_path, cfg)
+    run = snakemake(tmp_path, "--cores", "1")
+    assert run.returncode != 0
+    assert key in run.stdout + run.stderr, run.stderr[-2000:]
+    assert not (tmp_path / "results").exists()

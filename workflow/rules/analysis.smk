@@ -1,0 +1,46 @@
+"""Analysis: tidy AUC table -> Figure-2-style box plots per application and test set."""
+
+
+rule aggregate:
+    input:
+        predictions=prediction_files(),
+    output:
+        auc=report("results/auc.csv", caption="../report/auc.rst", category="Results"),
+    params:
+        experiments=[EXPERIMENTS[e].to_dict() for e in EXPERIMENT_IDS],
+        runs=[(e, r, t) for e in EXPERIMENT_IDS for r in REPLICATES for t in TESTSETS],
+        code=code_version("analysis", "metrics"),
+    log:
+        "logs/analysis/aggregate.log",
+    benchmark:
+        "benchmarks/analysis/aggregate.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/aggregate.py"
+
+
+rule plot_figures:
+    input:
+        auc="results/auc.csv",
+    output:
+        figures=[report(f, caption="../report/figures.rst", category="Figures") for f in figure_files()],
+    params:
+        order={app: [e for e in EXPERIMENT_IDS if app in EXPERIMENTS[e].applications] for app in APPLICATIONS},
+        code=code_version("analysis"),
+    log:
+        "logs/analysis/figures.log",
+    benchmark:
+        "benchmarks/analysis/figures.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/figures.py"

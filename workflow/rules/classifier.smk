@@ -1,0 +1,93 @@
+"""Classifiers: the ancillary one (once) and one per experiment x replicate -> TTA predictions per test set.
+
+Test-set images enter only `evaluate`: no training, early stopping or checkpoint choice can see them.
+"""
+
+
+rule train_ancillary:
+    input:
+        train="results/data/splits/train.csv",
+        train_images=cache_file("splits/train", CLS_SIZE),
+        val="results/data/splits/val.csv",
+        val_images=cache_file("splits/val", CLS_SIZE),
+    output:
+        model="results/ancillary/model.pt",
+        history="results/ancillary/history.csv",
+    params:
+        cfg=ANCILLARY,
+        seed=config["seed"],
+        outdir="results/ancillary",
+        code=code_version("classifier", "metrics"),
+    log:
+        "logs/classifier/train_ancillary.log",
+    benchmark:
+        "benchmarks/classifier/train_ancillary.tsv"
+    conda:
+        "../../envs/classifier.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=720,
+        gpu=1,
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule train_classifier:
+    input:
+        trainset="results/trainsets/{experiment}/rep{rep}.csv",
+        train="results/data/splits/train.csv",
+        train_images=cache_file("splits/train", CLS_SIZE),
+        val="results/data/splits/val.csv",
+        val_images=cache_file("splits/val", CLS_SIZE),
+        manifests=pool_manifests,
+    output:
+        model="results/runs/{experiment}/rep{rep}/model.pt",
+        history="results/runs/{experiment}/rep{rep}/history.csv",
+    params:
+        cfg=config["classifier"],
+        seed=config["seed"],
+        outdir=lambda w: f"results/runs/{w.experiment}/rep{w.rep}",
+        code=code_version("classifier", "metrics", "cache"),
+    log:
+        "logs/classifier/train_classifier/{experiment}/rep{rep}.log",
+    benchmark:
+        "benchmarks/classifier/train_classifier/{experiment}/rep{rep}.tsv"
+    conda:
+        "../../envs/classifier.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=1440,
+        gpu=1,
+    script:
+        "../scripts/train_classifier.py"
+
+
+rule evaluate:
+    """Mean of `tta` augmented replicas per image, on every test set, in batches on the device."""
+    input:
+        model="results/runs/{experiment}/rep{rep}/model.pt",
+        csvs=expand("results/data/testsets/{test_set}.csv", test_set=TESTSETS),
+        images=expand(cache_file("testsets/{test_set}", CLS_SIZE), test_set=TESTSETS),
+    output:
+        predictions=expand("results/runs/{{experiment}}/rep{{rep}}/predictions/{test_set}.csv", test_set=TESTSETS),
+    params:
+        test_sets=TESTSETS,
+        tta=config["classifier"]["tta"],
+        augment=config["classifier"]["augment"],
+        seed=config["seed"],
+        code=code_version("classifier"),
+    log:
+        "logs/classifier/evaluate/{experiment}/rep{rep}.log",
+    benchmark:
+        "benchmarks/classifier/evaluate/{experiment}/rep{rep}.tsv"
+    conda:
+        "../../envs/classifier.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    script:
+        "../scripts/evaluate.py"

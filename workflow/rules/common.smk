@@ -1,0 +1,116 @@
+"""Config validation, the experiment table and input functions shared by every stage."""
+
+import hashlib
+import os
+import sys
+from pathlib import Path
+
+from snakemake.utils import validate
+
+# The library lives in src/; make it importable here and in every job this workflow starts
+# (script jobs inherit the environment), whether or not the package was pip-installed.
+SRC = str(Path(workflow.basedir) / "src")
+if SRC not in sys.path:
+    sys.path.insert(0, SRC)
+os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
+
+from ganaug.config_check import check_config, ConfigError  # noqa: E402
+from ganaug.gans import GAN_NAMES  # noqa: E402
+
+
+validate(config, "../schemas/config.schema.yaml")
+try:
+    EXPERIMENTS = check_config(config, workdir=Path.cwd())
+except ConfigError as e:
+    raise ValueError(f"invalid configuration: {e}") from None
+
+EXPERIMENT_IDS = list(EXPERIMENTS)
+REPLICATES = list(range(config["replicates"]))
+TESTSETS = list(config["testsets"])
+APPLICATIONS = [app for app in ("augmentation", "anonymization") if config["experiments"].get(app)]
+GAN_SIZE = {gan: cfg.get("resolution", 256) for gan, cfg in config["gans"].items()}
+CLS_SIZE = config["classifier"]["cache_size"]
+ANCILLARY = {**config["classifier"], **config["ancillary"]}
+
+
+wildcard_constraints:
+    dataset=r"[A-Za-z0-9_\-]+",
+    gan="|".join(GAN_NAMES),
+    experiment=r"[A-Za-z0-9_\-]+",
+    rep=r"\d+",
+    size=r"\d+",
+    part=r"(splits|testsets)/[A-Za-z0-9_\-]+",
+    test_set=r"[A-Za-z0-9_\-]+",
+
+
+def code_version(*modules):
+    """Hash of the library sources a rule depends on: Snakemake does not see changes inside a package,
+    so this goes into the rule's params and a change to the code re-runs the rule."""
+    h = hashlib.sha256()
+    root = Path(SRC) / "ganaug"
+    for mod in ("io", "progress") + modules:
+        path = root / mod
+        files = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
+        for f in files:
+            h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def cache_file(part, size):
+    return f"results/data/cache/{part}_{size}px.npy"
+
+
+def gans_used(experiment_id):
+    gan = EXPERIMENTS[experiment_id].gan
+    if gan is None:
+        return []
+    return list(GAN_NAMES) if gan == "all" else [gan]
+
+
+def all_gans():
+    return sorted({g for e in EXPERIMENTS for g in gans_used(e)})
+
+
+def testset_source(wildcards):
+    spec = config["testsets"][wildcards.test_set]
+    if "split" in spec:
+        return "results/data/splits/test.csv"
+    return f"results/data/index/{spec['dataset']}.csv"
+
+
+def split_inputs(wildcards):
+    inputs = {"index": f"results/data/index/{config['split']['dataset']}.csv"}
+    if config["split"].get("lists"):
+        inputs.update({f"list_{k}": v for k, v in config["split"]["lists"].items()})
+    return inputs
+
+
+def pool_manifests(wildcards):
+    return [f"results/pools/{g}/manifest.csv" for g in gans_used(wildcards.experiment)]
+
+
+def trainset_inputs(wildcards):
+    inputs = {"train": "results/data/splits/train.csv"}
+    if EXPERIMENTS[wildcards.experiment].gan is not None:
+        inputs["synthetic"] = f"results/samples/{wildcards.experiment}.csv"
+    return inputs
+
+
+def experiment_params(wildcards):
+    return EXPERIMENTS[wildcards.experiment].to_dict()
+
+
+def run_outputs(files):
+    return [f"results/runs/{e}/rep{r}/{f}" for e in EXPERIMENT_IDS for r in REPLICATES for f in files]
+
+
+def prediction_files():
+    return [
+        f"results/runs/{e}/rep{r}/predictions/{t}.csv" for e in EXPERIMENT_IDS for r in REPLICATES for t in TESTSETS
+    ]
+
+
+def figure_files():
+    return [
+        f"results/figures/{app}_{t}.{ext}" for app in APPLICATIONS for t in TESTSETS for ext in ("png", "pdf")
+    ]

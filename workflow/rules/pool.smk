@@ -1,0 +1,72 @@
+"""Synthetic pool: generate N per class from the selected snapshot (sharded) -> pHash -> ancillary scores."""
+
+
+rule generate_pool:
+    input:
+        selected="results/gans/{gan}/selected.json",
+    output:
+        shards="results/pools/{gan}/shards.csv",
+    params:
+        pool=config["pool"],
+        seed=config["seed"],
+        outdir=lambda w: f"results/pools/{w.gan}",
+        code=code_version("gans", "pool"),
+    log:
+        "logs/pools/generate_pool/{gan}.log",
+    benchmark:
+        "benchmarks/pools/generate_pool/{gan}.tsv"
+    conda:
+        "../../envs/gan.yaml"
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=720,
+        gpu=1,
+    script:
+        "../scripts/generate_pool.py"
+
+
+rule hash_pool:
+    input:
+        shards="results/pools/{gan}/shards.csv",
+    output:
+        phash="results/pools/{gan}/phash.csv",
+    params:
+        code=code_version("phash", "pool"),
+    log:
+        "logs/pools/hash_pool/{gan}.log",
+    benchmark:
+        "benchmarks/pools/hash_pool/{gan}.tsv"
+    conda:
+        "../../envs/gan.yaml"
+    threads: 2
+    resources:
+        mem_mb=4000,
+        runtime=120,
+    script:
+        "../scripts/hash_pool.py"
+
+
+rule score_pool:
+    """Per-image error of the ancillary classifier for the class the image was generated for."""
+    input:
+        shards="results/pools/{gan}/shards.csv",
+        phash="results/pools/{gan}/phash.csv",
+        ancillary="results/ancillary/model.pt",
+    output:
+        manifest="results/pools/{gan}/manifest.csv",
+    params:
+        code=code_version("classifier", "pool"),
+    log:
+        "logs/pools/score_pool/{gan}.log",
+    benchmark:
+        "benchmarks/pools/score_pool/{gan}.tsv"
+    conda:
+        "../../envs/classifier.yaml"
+    threads: 2
+    resources:
+        mem_mb=8000,
+        runtime=240,
+        gpu=1,
+    script:
+        "../scripts/score_pool.py"

@@ -1,0 +1,17 @@
+"""Draw the synthetic images of one experiment from the pool(s) (fixed across replicates)."""
+
+from ganaug.design import Experiment
+from ganaug.trainsets import sample_experiment
+from ganaug.progress import start_job
+
+sm = snakemake  # noqa: F821
+log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+sample_experiment(
+    Experiment.from_dict(sm.params.experiment),
+    train_csv=sm.input.train,
+    manifests=list(sm.input.manifests),
+    out_csv=sm.output.csv,
+    seed=sm.params.seed,
+    diverse_threshold=sm.params.sampling["diverse_threshold"],
+    log=log,
+)

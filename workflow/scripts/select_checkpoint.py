@@ -1,0 +1,21 @@
+"""FID of every snapshot; the study's rule picks one; a sample grid of the chosen snapshot."""
+
+from ganaug.cache import load_cache
+from ganaug.io import seed_from
+from ganaug.progress import start_job
+from ganaug.selection import select_checkpoint
+
+sm = snakemake  # noqa: F821
+log, device = start_job(sm.log[0], sm.threads)
+select_checkpoint(
+    snapshot_dir=sm.params.get("snapshot_dir", str(sm.input.summary).rsplit("/", 1)[0]),
+    real_images=load_cache(sm.input.images),
+    ancillary_path=sm.input.ancillary,
+    fid_cfg=dict(sm.params.fid),
+    seed=seed_from(sm.params.seed, "fid", sm.wildcards.gan),
+    device=device,
+    out_selected=sm.output.selected,
+    out_fid=sm.output.fid,
+    out_grid=sm.output.grid,
+    log=log,
+)

@@ -1,0 +1,19 @@
+"""Train one GAN on the real training images (resumes from its last snapshot)."""
+
+import numpy as np
+import pandas as pd
+
+from ganaug.cache import load_cache
+from ganaug.gans import require_implemented
+from ganaug.gans.training import train_gan
+from ganaug.io import seed_from, write_json
+from ganaug.progress import start_job
+
+sm = snakemake  # noqa: F821
+gan = sm.wildcards.gan
+require_implemented(gan, key=f"gans.{gan}")
+log, device = start_job(sm.log[0], sm.threads)
+labels = pd.read_csv(sm.input.csv)["label"].to_numpy(np.int64)
+images = load_cache(sm.input.images, mmap=False)
+summary = train_gan(images, labels, sm.params.outdir, dict(sm.params.cfg), seed_from(sm.params.seed, "gan", gan), device, log)
+write_json(sm.output.summary, summary)

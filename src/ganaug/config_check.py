@@ -64,7 +64,7 @@ def check_config(config: dict, workdir: Path | str = ".") -> dict:
 
     experiments = {}
     try:
-        experiments = build_experiments(config["experiments"])
+        experiments = {e.id: e for e in build_experiments(config["experiments"])}
     except InputError as e:
         problems.append(str(e))
     if not experiments and not problems:

@@ -69,7 +69,14 @@ def start_job(log_path=None, threads: int = 1, device: str | None = None):
 
     from ganaug.io import select_device
 
+    import sys
+
     logger = setup_logging(log_path)
+
+    def log_uncaught(kind, value, tb):  # so the rule's log says why the job failed
+        logger.error("job failed", exc_info=(kind, value, tb))
+
+    sys.excepthook = log_uncaught
     torch.set_num_threads(max(1, int(threads)))
     dev = select_device(device or os.environ.get("GANAUG_DEVICE", "auto"))
     logger.info("device %s, %d CPU thread(s)", dev, torch.get_num_threads())

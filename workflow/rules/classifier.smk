@@ -14,7 +14,8 @@ rule train_ancillary:
         model="results/ancillary/model.pt",
         history="results/ancillary/history.csv",
     params:
-        cfg=ANCILLARY,
+        cfg=ANCILLARY_TRAINING,
+        cache_size=CLS_SIZE,
         seed=config["seed"],
         outdir="results/ancillary",
         code=code_version("classifier", "metrics"),
@@ -45,7 +46,8 @@ rule train_classifier:
         model="results/runs/{experiment}/rep{rep}/model.pt",
         history="results/runs/{experiment}/rep{rep}/history.csv",
     params:
-        cfg=config["classifier"],
+        cfg=CLASSIFIER_TRAINING,
+        cache_size=CLS_SIZE,
         seed=config["seed"],
         outdir=lambda w: f"results/runs/{w.experiment}/rep{w.rep}",
         code=code_version("classifier", "metrics", "cache"),

@@ -30,7 +30,11 @@ TESTSETS = list(config["testsets"])
 APPLICATIONS = [app for app in ("augmentation", "anonymization") if config["experiments"].get(app)]
 GAN_SIZE = {gan: cfg.get("resolution", 256) for gan, cfg in config["gans"].items()}
 CLS_SIZE = config["classifier"]["cache_size"]
-ANCILLARY = {**config["classifier"], **config["ancillary"]}
+EVAL_KEYS = ("tta", "cache_size")  # used by evaluation and image loading, not by training
+CLASSIFIER_TRAINING = {k: v for k, v in config["classifier"].items() if k not in EVAL_KEYS}
+ANCILLARY_TRAINING = {
+    k: v for k, v in {**config["classifier"], **config["ancillary"]}.items() if k not in EVAL_KEYS
+}
 
 
 wildcard_constraints:

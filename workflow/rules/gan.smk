@@ -31,6 +31,7 @@ rule select_checkpoint:
     """FID of every snapshot against the real training images; the study's rule picks one."""
     input:
         summary="results/gans/{gan}/training.json",
+        csv="results/data/splits/train.csv",
         images=lambda w: cache_file("splits/train", GAN_SIZE.get(w.gan, 256)),
         ancillary="results/ancillary/model.pt",
     output:

@@ -5,4 +5,4 @@ from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads, device="cpu")
-build_cache(sm.input.csv, sm.output.npy, int(sm.wildcards.size), threads=sm.threads, log=log)
+build_cache(sm.input.csv, sm.output.npy, int(sm.wildcards.size), log=log, workers=sm.threads)

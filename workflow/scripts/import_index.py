@@ -6,7 +6,7 @@ from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads, device="cpu")
-index = read_index(sm.input.index, check_files=True)
+index = read_index(sm.input.index)
 index["dataset"] = sm.wildcards.dataset
 write_csv(sm.output.index, index)
 log.info("%s: %d images (%d melanoma)", sm.wildcards.dataset, len(index), int(index["label"].sum()))

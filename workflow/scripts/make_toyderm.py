@@ -9,6 +9,7 @@ log, _ = start_job(sm.log[0], sm.threads, device="cpu")
 name = sm.wildcards.dataset
 cfg = dict(sm.params.cfg)
 cfg.pop("kind")
+cfg["size"] = cfg.pop("image_size", 64)
 seed = cfg.pop("seed", seed_from(sm.params.seed, "toyderm", name))
 index = make_dataset(sm.params.outdir, name=name, seed=seed, **cfg)
 write_csv(sm.output.index, index)

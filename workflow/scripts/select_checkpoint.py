@@ -1,5 +1,10 @@
 """FID of every snapshot; the study's rule picks one; a sample grid of the chosen snapshot."""
 
+import os
+
+import numpy as np
+import pandas as pd
+
 from ganaug.cache import load_cache
 from ganaug.io import seed_from
 from ganaug.progress import start_job
@@ -8,10 +13,11 @@ from ganaug.selection import select_checkpoint
 sm = snakemake  # noqa: F821
 log, device = start_job(sm.log[0], sm.threads)
 select_checkpoint(
-    snapshot_dir=sm.params.get("snapshot_dir", str(sm.input.summary).rsplit("/", 1)[0]),
+    snapshot_dir=os.path.dirname(sm.input.summary),
     real_images=load_cache(sm.input.images),
+    real_labels=pd.read_csv(sm.input.csv)["label"].to_numpy(np.int64),
     ancillary_path=sm.input.ancillary,
-    fid_cfg=dict(sm.params.fid),
+    fid_cfg={**sm.params.fid, "cache_dir": "results/cache/weights"},
     seed=seed_from(sm.params.seed, "fid", sm.wildcards.gan),
     device=device,
     out_selected=sm.output.selected,

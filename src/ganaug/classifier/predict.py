@@ -1,0 +1,128 @@
+"""Predictions of a trained classifier: melanoma probability with test-time augmentation (TTA),
+per-image loss (the "error" score of pool images), penultimate features.
+
+TTA is batched as (images x replicas): each forward pass holds ``batch_size`` augmented samples made
+from ``batch_size // tta`` images (at least one image). The augmentation parameters of every
+(image, replica) pair are drawn up front from a generator seeded with ``seed``, so the result does
+not depend on the batch size and equals a loop over replicas.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..io import InputError
+from .augment import BatchAugment, normalise_only
+from .models import ModelInfo
+from .training import ImageStore, _autocast
+
+
+def _check_images(images):
+    if not isinstance(images, np.ndarray) or images.dtype != np.uint8 or images.ndim != 4 or images.shape[-1] != 3:
+        raise InputError(f"images: expected uint8 N x H x W x 3, got "
+                         f"{getattr(images, 'dtype', type(images))} {getattr(images, 'shape', '')}")
+
+
+def _prepare(model, device, channels_last):
+    model.eval()
+    model.to(device)
+    if channels_last:
+        model.to(memory_format=torch.channels_last)
+
+
+def tta_params(augment: BatchAugment, n_images: int, tta: int, seed: int) -> dict:
+    """Augmentation parameters for every (image, replica): tensors of shape (n_images, tta, ...)."""
+    gen = torch.Generator().manual_seed(int(seed))
+    p = augment.sample_params(n_images * tta, gen)
+    return {k: v.view(n_images, tta, *v.shape[1:]) for k, v in p.items()}
+
+
+@torch.no_grad()
+def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int = 0, augment_cfg=None,
+                  seed: int = 0, batch_size: int = 256, amp: bool = False, channels_last: bool = True,
+                  params: dict | None = None) -> np.ndarray:
+    """P(melanoma) = softmax[:, 1] per image; with tta > 0 the mean over tta augmented replicas
+    (augment_cfg as in training; None = the study's augmentation). ``params`` (from tta_params) may be
+    given to fix the augmentations explicitly."""
+    _check_images(images)
+    device = torch.device(device)
+    _prepare(model, device, channels_last)
+    n = images.shape[0]
+    store = ImageStore(images, device)
+    out = np.empty(n, dtype=np.float64)
+    if tta <= 0:
+        for s in range(0, n, batch_size):
+            e = min(s + batch_size, n)
+            x = normalise_only(store.slice(s, e), info.mean, info.std, info.input_size)
+            if channels_last:
+                x = x.contiguous(memory_format=torch.channels_last)
+            with _autocast(device, amp):
+                logits = model(x).float()
+            out[s:e] = torch.softmax(logits, 1)[:, 1].double().cpu().numpy()
+        return out
+    augment = BatchAugment(augment_cfg, info.mean, info.std, info.input_size)
+    if params is None:
+        params = tta_params(augment, n, tta, seed)
+    per = max(1, batch_size // tta)  # images per forward pass
+    for s in range(0, n, per):
+        e = min(s + per, n)
+        x = store.slice(s, e)  # (b, H, W, 3)
+        b = e - s
+        x = x.repeat_interleave(tta, dim=0)  # image-major: rows i*tta .. i*tta+tta-1 are image i
+        p = {k: v[s:e].reshape(b * tta, *v.shape[2:]) for k, v in params.items()}
+        xa = augment.apply(x, p)
+        if channels_last:
+            xa = xa.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            logits = model(xa).float()
+        prob = torch.softmax(logits, 1)[:, 1].double().view(b, tta).mean(1)
+        out[s:e] = prob.cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def per_image_loss(model, info: ModelInfo, images: np.ndarray, labels, device, batch_size: int = 256,
+                   amp: bool = False, channels_last: bool = True) -> np.ndarray:
+    """Cross-entropy of the given label per image, no augmentation (lower = more typical)."""
+    _check_images(images)
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (images.shape[0],):
+        raise InputError(f"labels: expected {images.shape[0]} labels, got shape {labels.shape}")
+    device = torch.device(device)
+    _prepare(model, device, channels_last)
+    store = ImageStore(images, device)
+    y = torch.from_numpy(labels)
+    out = np.empty(images.shape[0], dtype=np.float64)
+    for s in range(0, images.shape[0], batch_size):
+        e = min(s + batch_size, images.shape[0])
+        x = normalise_only(store.slice(s, e), info.mean, info.std, info.input_size)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            logits = model(x).float()
+        out[s:e] = F.cross_entropy(logits, y[s:e].to(logits.device), reduction="none").double().cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def features(model, info: ModelInfo, images: np.ndarray, device, batch_size: int = 256, amp: bool = False,
+             channels_last: bool = True) -> np.ndarray:
+    """Penultimate features (N, info.feature_dim) as float32, no augmentation."""
+    _check_images(images)
+    device = torch.device(device)
+    _prepare(model, device, channels_last)
+    store = ImageStore(images, device)
+    chunks = []
+    for s in range(0, images.shape[0], batch_size):
+        e = min(s + batch_size, images.shape[0])
+        x = normalise_only(store.slice(s, e), info.mean, info.std, info.input_size)
+        if channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        with _autocast(device, amp):
+            f = model.features(x).float()
+        chunks.append(f.cpu().numpy())
+    if not chunks:
+        return np.zeros((0, info.feature_dim), dtype=np.float32)
+    return np.concatenate(chunks).astype(np.float32, copy=False)

@@ -1,0 +1,131 @@
+"""ADA-style differentiable augmentation (Karras et al. 2020b) for the discriminator's inputs.
+
+Applied to real AND generated images before D, each transformation independently per sample with
+probability p: x-flip, 90-degree rotations, integer translation (up to 1/8 of the size), isotropic
+scaling (log2-normal, std 0.2), brightness (+N(0, 0.2)), contrast (x 2^N(0, 0.5)), saturation
+(x 2^N(0, 1)) and cutout (a square of half the size set to 0). The geometric part is one affine
+matrix per sample applied with a single grid_sample (reflection padding), so gradients flow to the
+generator. p = 0 returns the input unchanged. Randomness comes from the torch.Generator passed in.
+
+`AdaController` implements the adaptive p: every `interval` D steps, p moves by
+sign(E[sign(D(real))] - target) * batch * interval / (ada_kimg * 1000), clamped to [0, 1].
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+
+def _rand(n, gen, device):
+    return torch.rand(n, generator=gen, device=device)
+
+
+def _randn(n, gen, device):
+    return torch.randn(n, generator=gen, device=device)
+
+
+def augment(x: torch.Tensor, p: float, gen: torch.Generator | None = None, xflip=True, rotate90=True,
+            xint=True, scale=True, color=True, cutout=True) -> torch.Tensor:
+    """Augment a batch NCHW in [-1, 1] with per-sample probability p (differentiable in x)."""
+    if p <= 0:
+        return x
+    n, _, h, w = x.shape
+    dev = x.device
+    eye = torch.eye(3, device=dev).expand(n, 3, 3)
+    m = eye.clone()
+
+    def apply(mask, mat):
+        nonlocal m
+        mat = torch.where(mask[:, None, None], mat, eye)
+        m = m @ mat
+
+    if xflip:
+        mask = _rand(n, gen, dev) < p
+        f = torch.eye(3, device=dev).repeat(n, 1, 1)
+        f[:, 0, 0] = -1
+        apply(mask, f)
+    if rotate90:
+        mask = _rand(n, gen, dev) < p
+        k = torch.floor(_rand(n, gen, dev) * 4)
+        ang = k * (math.pi / 2)
+        r = torch.eye(3, device=dev).repeat(n, 1, 1)
+        cos, sin = torch.cos(ang).round(), torch.sin(ang).round()
+        r[:, 0, 0], r[:, 0, 1], r[:, 1, 0], r[:, 1, 1] = cos, -sin, sin, cos
+        apply(mask, r)
+    if xint:
+        mask = _rand(n, gen, dev) < p
+        # integer pixel shifts up to 1/8 of the size, in normalised coords (2 units = full size)
+        tx = torch.round((_rand(n, gen, dev) * 2 - 1) * 0.125 * w) * (2.0 / w)
+        ty = torch.round((_rand(n, gen, dev) * 2 - 1) * 0.125 * h) * (2.0 / h)
+        t = torch.eye(3, device=dev).repeat(n, 1, 1)
+        t[:, 0, 2], t[:, 1, 2] = tx, ty
+        apply(mask, t)
+    if scale:
+        mask = _rand(n, gen, dev) < p
+        s = torch.exp2(_randn(n, gen, dev) * 0.2)
+        sm = torch.eye(3, device=dev).repeat(n, 1, 1)
+        sm[:, 0, 0], sm[:, 1, 1] = s, s
+        apply(mask, sm)
+    if xflip or rotate90 or xint or scale:
+        theta = m[:, :2, :]
+        grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    if color:
+        mask = (_rand(n, gen, dev) < p).float().reshape(n, 1, 1, 1)
+        b = _randn(n, gen, dev).reshape(n, 1, 1, 1) * 0.2
+        x = x + b * mask
+        mask = (_rand(n, gen, dev) < p).reshape(n, 1, 1, 1)
+        c = torch.exp2(_randn(n, gen, dev) * 0.5).reshape(n, 1, 1, 1)
+        mean = x.mean(dim=[1, 2, 3], keepdim=True)
+        x = torch.where(mask, (x - mean) * c + mean, x)
+        mask = (_rand(n, gen, dev) < p).reshape(n, 1, 1, 1)
+        s = torch.exp2(_randn(n, gen, dev) * 1.0).reshape(n, 1, 1, 1)
+        luma = x.mean(dim=1, keepdim=True)
+        x = torch.where(mask, (x - luma) * s + luma, x)
+    if cutout:
+        mask = (_rand(n, gen, dev) < p).reshape(n, 1, 1, 1)
+        cx = _rand(n, gen, dev).reshape(n, 1, 1, 1)
+        cy = _rand(n, gen, dev).reshape(n, 1, 1, 1)
+        gx = (torch.arange(w, device=dev, dtype=x.dtype) + 0.5) / w
+        gy = (torch.arange(h, device=dev, dtype=x.dtype) + 0.5) / h
+        inside = ((gx.reshape(1, 1, 1, w) - cx).abs() < 0.25) & ((gy.reshape(1, 1, h, 1) - cy).abs() < 0.25)
+        x = torch.where(mask & inside, torch.zeros_like(x), x)
+    return x
+
+
+class AdaController:
+    """Adaptive augmentation probability (state: p and the running sign statistics)."""
+
+    def __init__(self, target=0.6, ada_kimg=500.0, interval=4, p=0.0):
+        self.target = float(target)
+        self.ada_kimg = float(ada_kimg)
+        self.interval = int(interval)
+        self.p = float(p)
+        self.sign_sum = 0.0
+        self.count = 0
+        self.steps = 0
+
+    def accumulate(self, real_logits: torch.Tensor):
+        self.sign_sum += float(torch.sign(real_logits.detach()).sum().item())
+        self.count += int(real_logits.numel())
+
+    def step(self, batch_size: int):
+        """Call once per D step; adjusts p every `interval` steps."""
+        self.steps += 1
+        if self.steps % self.interval == 0 and self.count > 0:
+            rt = self.sign_sum / self.count
+            adjust = math.copysign(1.0, rt - self.target) if rt != self.target else 0.0
+            self.p = min(max(self.p + adjust * batch_size * self.interval / (self.ada_kimg * 1000), 0.0), 1.0)
+            self.last_rt = rt
+            self.sign_sum, self.count = 0.0, 0
+
+    def state_dict(self):
+        return dict(p=self.p, sign_sum=self.sign_sum, count=self.count, steps=self.steps)
+
+    def load_state_dict(self, s):
+        self.p, self.sign_sum = float(s["p"]), float(s["sign_sum"])
+        self.count, self.steps = int(s["count"]), int(s["steps"])

@@ -1,0 +1,135 @@
+"""Checkpoint selection rule of the study: lowest FID, but prefer a later snapshot within a tolerance."""
+
+from __future__ import annotations
+
+import math
+
+from .io import InputError
+
+
+def select_snapshot(fids, tolerance: float = 0.3) -> tuple[int, float]:
+    """Choose a snapshot from (kimg, fid) pairs.
+
+    The snapshot with the lowest FID is the reference; among all snapshots whose FID is within
+    `tolerance` of that minimum (fid <= min + tolerance) the latest (largest kimg) is chosen, since a
+    longer-trained generator with an equivalent FID is preferred. Non-finite FIDs (a diverged or failed
+    evaluation) are never chosen. Returns (kimg, fid).
+    """
+    if tolerance < 0 or not math.isfinite(tolerance):
+        raise InputError(f"selection tolerance {tolerance!r} must be a finite number >= 0")
+    pairs = [(k, float(f)) for k, f in fids]
+    if not pairs:
+        raise InputError("checkpoint selection: no snapshots with an FID to choose from")
+    kimgs = [k for k, _ in pairs]
+    if len(set(kimgs)) != len(kimgs):
+        raise InputError(f"checkpoint selection: duplicate snapshot kimg values in {sorted(kimgs)}")
+    finite = [(k, f) for k, f in pairs if math.isfinite(f)]
+    if not finite:
+        raise InputError(f"checkpoint selection: every FID is non-finite ({pairs})")
+    best = min(f for _, f in finite)
+    candidates = [(k, f) for k, f in finite if f <= best + tolerance + 1e-9]
+    return max(candidates, key=lambda kf: kf[0])
+
+
+FID_DEFAULTS = {"n_images": 2048, "tolerance": 0.3, "noise_seeds": 3, "grid_per_class": 8,
+                "inception_weights": None, "inception_url": None, "inception_sha256": None,
+                "cache_dir": "results/cache/weights"}
+
+
+def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fid_cfg: dict, seed: int, device,
+                      out_selected, out_fid, out_grid, log=None, batch_size: int = 64) -> dict:
+    """FID (and KID) of every snapshot of a GAN run against the real training images; pick one with
+    select_snapshot; measure the FID's seed-to-seed noise at the chosen snapshot; save a sample grid.
+
+    Features: Inception when configured (fid.inception_weights / fid.inception_url), else the ancillary
+    classifier at `ancillary_path` (see ganaug.fid.make_extractor); the metric name says which.
+    `fid_cfg["n_images"]` real images (a seeded subset) are compared with as many generated images of the
+    same classes. Writes `out_fid` (CSV: snapshot, kimg, fid, kid, kid_std, metric, extractor, n_images),
+    `out_selected` (JSON) and `out_grid` (PNG). Returns the selected.json content.
+    """
+    import logging
+
+    import numpy as np
+    import pandas as pd
+
+    from .fid import feature_stats, frechet_distance, kid, make_extractor
+    from .gans import training as gt
+    from .io import seed_from, write_csv, write_json
+    from .progress import Progress
+
+    log = log or logging.getLogger("ganaug")
+    cfg = dict(FID_DEFAULTS)
+    cfg.update({k: v for k, v in (fid_cfg or {}).items() if v is not None})
+    snaps = gt.list_snapshots(snapshot_dir)
+    if not snaps:
+        raise InputError(f"{snapshot_dir}: no snapshot files (snapshot-KKKKKK.pt) to select from")
+    real_labels = np.asarray(real_labels, dtype=np.int64)
+    if len(real_labels) != len(real_images):
+        raise InputError(f"select_checkpoint: {len(real_images)} real images but {len(real_labels)} labels")
+
+    def _load_ancillary():
+        from .classifier.training import load_classifier
+
+        return load_classifier(ancillary_path, device)
+
+    extractor = make_extractor(cfg, _load_ancillary)
+    n = min(int(cfg["n_images"]), len(real_images))
+    if n < 2:
+        raise InputError(f"select_checkpoint: need at least 2 real images, got {len(real_images)}")
+    rng = np.random.default_rng(seed_from(seed, "real-subset"))
+    idx = np.arange(len(real_images)) if n == len(real_images) else np.sort(
+        rng.choice(len(real_images), n, replace=False))
+    labels = real_labels[idx]
+    feat_r = extractor.features(np.asarray(real_images[idx]), batch_size=batch_size, device=device)
+    mu_r, sigma_r = feature_stats(feat_r)
+    log.info("FID on %s features (%s), %d real and %d generated images per snapshot, %d snapshots",
+             extractor.name, extractor.metric, n, n, len(snaps))
+    if n < feat_r.shape[1]:
+        log.warning("FID with %d images < feature dimension %d: covariances are singular and FID is biased "
+                    "upward; compare snapshots only with each other (KID is reported too)", n, feat_r.shape[1])
+
+    def _score(G, fake_seed):
+        fake = gt.generate(G, labels, seed=fake_seed, device=device)
+        feat_g = extractor.features(fake, batch_size=batch_size, device=device)
+        mu_g, sigma_g = feature_stats(feat_g)
+        k_mean, k_std = kid(feat_r, feat_g, n_subsets=10, subset_size=min(1000, n), seed=seed_from(seed, "kid"))
+        return frechet_distance(mu_r, sigma_r, mu_g, sigma_g), k_mean, k_std
+
+    rows = []
+    progress = Progress(len(snaps), "snapshot", log)
+    fake_seed0 = seed_from(seed, "fake", 0)
+    for i, (kimg, path) in enumerate(snaps):
+        G = gt.load_generator(path, device)
+        fid, k_mean, k_std = _score(G, fake_seed0)
+        rows.append({"snapshot": path.name, "kimg": kimg, "fid": fid, "kid": k_mean, "kid_std": k_std,
+                     "metric": extractor.metric, "extractor": extractor.name, "n_images": n})
+        progress.update(i + 1, images=n, kimg=kimg, fid=fid)
+    table = pd.DataFrame(rows)
+    write_csv(out_fid, table)
+
+    kimg, fid = select_snapshot(list(zip(table["kimg"], table["fid"])), tolerance=float(cfg["tolerance"]))
+    chosen = table[table["kimg"] == kimg].iloc[0]
+    best = table.loc[table["fid"].idxmin()]
+    path = dict(snaps)[kimg]
+    G = gt.load_generator(path, device)
+    noise = [fid]
+    for j in range(1, int(cfg["noise_seeds"])):
+        noise.append(_score(G, seed_from(seed, "fake", j))[0])
+    noise_std = float(np.std(noise, ddof=1)) if len(noise) > 1 else None
+    gt.save_png(out_grid, gt.sample_grid(G, int(cfg["grid_per_class"]), seed_from(seed, "grid"), device))
+    selected = {
+        "snapshot": chosen["snapshot"], "path": str(path), "kimg": float(kimg), "fid": float(fid),
+        "kid": float(chosen["kid"]), "metric": extractor.metric, "extractor": extractor.name,
+        "tolerance": float(cfg["tolerance"]), "n_images": n,
+        "best_snapshot": best["snapshot"], "best_kimg": float(best["kimg"]), "best_fid": float(best["fid"]),
+        "fid_seed_values": [float(v) for v in noise], "fid_seed_std": noise_std,
+    }
+    write_json(out_selected, selected)
+    log.info("selected %s (kimg %g, %s %.3f; lowest %.3f at kimg %g; tolerance %g; seed-to-seed FID std %s)",
+             selected["snapshot"], kimg, extractor.metric, fid, selected["best_fid"], selected["best_kimg"],
+             selected["tolerance"], "n/a" if noise_std is None else f"{noise_std:.3f}")
+    if noise_std is not None and noise_std > selected["tolerance"]:
+        log.warning("the FID's seed-to-seed noise (std %.3f) exceeds the selection tolerance %g: the choice "
+                    "between close snapshots is within noise; consider more images (fid.n_images)",
+                    noise_std, selected["tolerance"])
+    return selected

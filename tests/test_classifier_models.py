@@ -1,0 +1,141 @@
+import pytest
+import torch
+
+from ganaug.classifier.models import PRETRAINEDMODELS_NAMES, ModelInfo, create_classifier, validate_model_name
+from ganaug.io import InputError
+
+
+@pytest.fixture(autouse=True)
+def _one_thread():
+    """Tiny tensors: one thread is fastest and avoids oversubscription on a busy machine."""
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_timm_model_uniform_api():
+    torch.manual_seed(0)
+    model, info = create_classifier("timm:test_resnet", num_classes=2, channels=[16, 32, 48, 64], stem_width=8)
+    assert isinstance(info, ModelInfo)
+    assert info.name == "timm:test_resnet" and info.num_classes == 2
+    assert len(info.mean) == 3 and len(info.std) == 3
+    assert info.model_kwargs == {"channels": (16, 32, 48, 64), "stem_width": 8}
+    model.eval()
+    x = torch.randn(3, 3, 32, 32)
+    logits = model(x)
+    feats = model.features(x)
+    assert logits.shape == (3, 2)
+    assert feats.shape == (3, info.feature_dim)
+    # logits are the linear head of the penultimate features
+    assert torch.allclose(model.net.fc(feats), logits, atol=1e-5)
+
+
+@pytest.mark.parametrize("name,match", [
+    ("timm:no_such_model_xyz", "unknown timm model"),
+    ("resnet18", "<library>:<model>"),
+    ("keras:resnet18", "unknown model library"),
+    ("pretrainedmodels:no_such", "unknown pretrainedmodels model"),
+])
+def test_unknown_names_name_the_config_key(name, match):
+    with pytest.raises(InputError, match=match) as e:
+        validate_model_name(name)
+    assert "classifier.model" in str(e.value) and "timm.list_models" in str(e.value)
+    with pytest.raises(InputError, match="classifier.model"):
+        create_classifier(name)
+
+
+def test_validate_known_names():
+    assert validate_model_name("timm:resnet10t") == "timm:resnet10t"
+    assert validate_model_name("pretrainedmodels:inceptionv4") == "pretrainedmodels:inceptionv4"
+    assert validate_model_name("timm:anything", check_exists=False) == "timm:anything"
+
+
+def test_static_pretrainedmodels_list_matches_package():
+    import pretrainedmodels
+
+    assert set(PRETRAINEDMODELS_NAMES) == set(pretrainedmodels.model_names)
+
+
+def test_bad_timm_kwargs():
+    with pytest.raises(InputError, match="classifier.model_kwargs"):
+        create_classifier("timm:test_resnet", no_such_argument=3)
+
+
+def test_pretrainedmodels_inceptionv4_builds_without_download():
+    model, info = create_classifier("pretrainedmodels:inceptionv4", num_classes=2, pretrained=False)
+    assert info.mean == (0.5, 0.5, 0.5) and info.std == (0.5, 0.5, 0.5)
+    assert info.input_size == 299 and info.feature_dim == 1536
+    assert model.head.out_features == 2
+    # any input size works: the fixed 8x8 average pool was made adaptive (the conv stack is skipped
+    # here to keep the test fast: a 3x3 feature map goes through the pooling + new head)
+    assert isinstance(model.net.avg_pool, torch.nn.AdaptiveAvgPool2d)
+    fmap = torch.randn(2, 1536, 3, 3)
+    with torch.no_grad():
+        pooled = model.net.logits(fmap)
+        assert torch.allclose(pooled, fmap.mean(dim=(2, 3)), atol=1e-6)
+        assert model.head(pooled).shape == (2, 2)
+
+
+def test_pretrainedmodels_loads_local_weights_through_package_code(tmp_path):
+    """'pretrained' weights come from a local file through the package's own loading code (resnet18:
+    a torchvision-format state dict with fc.* keys that pretrainedmodels renames to last_linear)."""
+    import torchvision
+
+    torch.manual_seed(0)
+    ref = torchvision.models.resnet18()
+    path = tmp_path / "resnet18.pth"
+    torch.save(ref.state_dict(), path)
+    model, info = create_classifier("pretrainedmodels:resnet18", num_classes=2, pretrained=True,
+                                    weights_path=path)
+    assert torch.equal(model.net.conv1.weight, ref.conv1.weight)
+    assert info.feature_dim == 512 and model.head.out_features == 2
+    assert info.mean == pytest.approx((0.485, 0.456, 0.406))
+    with pytest.raises(InputError, match="weights file not found"):
+        create_classifier("pretrainedmodels:resnet18", pretrained=True, weights_path=tmp_path / "missing.pth")
+    bad = tmp_path / "bad.pth"
+    bad.write_bytes(b"not a checkpoint")
+    with pytest.raises(InputError, match="bad.pth"):
+        create_classifier("pretrainedmodels:resnet18", pretrained=True, weights_path=bad)
+
+
+def test_bgr_caffe_style_models_get_rgb_unit_range_normalisation():
+    model, info = create_classifier("pretrainedmodels:bninception", pretrained=False)
+    assert model.bgr
+    # settings: BGR order, 0-255 range, mean [104, 117, 128] -> RGB order, [0, 1] range
+    assert info.mean == pytest.approx((128 / 255, 117 / 255, 104 / 255))
+    assert info.std == pytest.approx((1 / 255,) * 3)
+
+
+def test_timm_pretrained_from_local_file(tmp_path):
+    import timm
+
+    torch.manual_seed(1)
+    ref = timm.create_model("test_resnet")  # 1000 classes, like an ImageNet checkpoint
+    path = tmp_path / "test_resnet.pth"
+    torch.save(ref.state_dict(), path)
+    model, _ = create_classifier("timm:test_resnet", num_classes=2, pretrained=True, weights_path=path)
+    assert torch.equal(model.net.conv1[0].weight, ref.conv1[0].weight)
+    assert model.net.fc.out_features == 2
+    with pytest.raises(InputError, match="weights file not found"):
+        create_classifier("timm:test_resnet", pretrained=True, weights_path=tmp_path / "missing.pth")
+
+
+def test_pretrainedmodels_weights_are_fetched_with_cache_when_no_path(tmp_path, monkeypatch):
+    import torchvision
+
+    import ganaug.weights
+
+    ref = torchvision.models.resnet18()
+    local = tmp_path / "resnet18-5c106cde.pth"
+    torch.save(ref.state_dict(), local)
+    calls = []
+
+    def fake_fetch(url, sha256, cache_dir, filename=None, timeout=30):
+        calls.append((url, cache_dir))
+        return local
+
+    monkeypatch.setattr(ganaug.weights, "fetch", fake_fetch)
+    model, _ = create_classifier("pretrainedmodels:resnet18", pretrained=True, cache_dir=tmp_path / "cache")
+    assert calls == [("https://download.pytorch.org/models/resnet18-5c106cde.pth", tmp_path / "cache")]
+    assert torch.equal(model.net.conv1.weight, ref.conv1.weight)

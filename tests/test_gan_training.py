@@ -1,0 +1,193 @@
+"""StyleGAN2 training loop: snapshots, metrics, exact resume, generation."""
+
+import json
+import shutil
+
+import numpy as np
+import pytest
+import torch
+
+from ganaug.gans.training import (
+    DEFAULTS,
+    TIMING_KEYS,
+    generate,
+    load_generator,
+    load_snapshot,
+    sample_grid,
+    save_png,
+    snapshot_kimg,
+    snapshot_name,
+    snapshot_schedule,
+    train_gan,
+)
+from ganaug.io import InputError
+
+# tiny but complete: ADA moving fast (interval 3, not aligned with snapshots), R1 every 2 steps,
+# path-length reg every 2 steps, style mixing on
+CFG = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16,
+           batch=8, r1_interval=2, pl_weight=2.0, pl_interval=2, ada=True, ada_kimg=0.05, ada_interval=3,
+           ada_target=0.0, ema_kimg=0.05, total_kimg=0.128, snapshot_kimg=0.032)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+@pytest.fixture(scope="module")
+def data():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 2, 40)
+    imgs = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
+    imgs[labels == 1, :, :, 0] = 255  # a class-dependent look
+    return imgs, labels
+
+
+def _metrics(path):
+    recs = [json.loads(line) for line in path.read_text().splitlines()]
+    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
+
+
+def _assert_same_state(a, b):
+    for key in ("G", "G_ema", "D"):
+        assert a[key].keys() == b[key].keys()
+        for k in a[key]:
+            assert torch.equal(a[key][k], b[key][k]), (key, k)
+    for key in ("G_opt", "D_opt"):
+        sa, sb = a[key]["state"], b[key]["state"]
+        assert sa.keys() == sb.keys()
+        for i in sa:
+            for k in sa[i]:
+                assert torch.equal(sa[i][k], sb[i][k]), (key, i, k)
+    assert a["images_seen"] == b["images_seen"] and a["step"] == b["step"]
+    assert a["ada"] == b["ada"]
+    assert torch.equal(a["pl_mean"], b["pl_mean"])
+    assert torch.equal(a["rng"]["gen"], b["rng"]["gen"])
+    assert torch.equal(a["rng"]["data_gen"], b["rng"]["data_gen"])
+
+
+@pytest.fixture(scope="module")
+def straight(data, tmp_path_factory):
+    out = tmp_path_factory.mktemp("straight")
+    torch.set_num_threads(1)
+    summary = train_gan(*data, out, CFG, seed=3, device="cpu")
+    return out, summary
+
+
+def test_snapshot_names_and_schedule():
+    assert snapshot_name(12000) == "snapshot-000012.pt"
+    assert snapshot_name(32) == "snapshot-000000_032.pt"
+    assert snapshot_kimg("snapshot-000012.pt") == 12.0
+    assert snapshot_kimg("x/snapshot-000001_500.pt") == 1.5
+    names = [n for _, n in snapshot_schedule(dict(total_kimg=5, snapshot_kimg=2))]
+    assert names == ["snapshot-000002.pt", "snapshot-000004.pt", "snapshot-000005.pt"]
+    assert sorted(["snapshot-000001_500.pt", "snapshot-000001.pt", "snapshot-000000_032.pt"]) == \
+        ["snapshot-000000_032.pt", "snapshot-000001.pt", "snapshot-000001_500.pt"]
+    with pytest.raises(InputError):
+        snapshot_kimg("model.pt")
+
+
+def test_straight_run_snapshots_and_metrics(straight):
+    out, summary = straight
+    assert summary["snapshots"] == [n for _, n in snapshot_schedule(CFG)]
+    assert summary["kimg"] == pytest.approx(0.128)
+    recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["snapshot"] for r in recs] == summary["snapshots"]
+    assert [r["images_seen"] for r in recs] == [32, 64, 96, 128]
+    for r in recs:
+        for k in ("kimg", "loss_G", "loss_D", "r1", "pl", "augment_p", "sec_per_kimg", "img_per_s",
+                  "wall_time"):
+            assert r[k] is not None and np.isfinite(r[k]), k
+    assert recs[-1]["augment_p"] > 0  # ADA adapted (target 0 -> p rises quickly)
+    s = load_snapshot(out / summary["snapshots"][-1])
+    assert s["images_seen"] == 128 and s["cfg"]["resolution"] == 16 and s["num_classes"] == 2
+
+
+def test_killed_and_resumed_equals_straight(straight, data, tmp_path):
+    out, summary = straight
+    # "killed" after the 0.064 kimg snapshot: a run with a smaller total, then the full call
+    part = train_gan(*data, tmp_path, dict(CFG, total_kimg=0.064), seed=3, device="cpu")
+    assert part["snapshots"] == ["snapshot-000000_032.pt", "snapshot-000000_064.pt"]
+    mid = load_snapshot(tmp_path / "snapshot-000000_064.pt")
+    assert mid["images_seen"] == 64 and mid["step"] == 8
+    assert len(mid["G_opt"]["state"]) > 0  # optimiser state is in the snapshot
+    resumed = train_gan(*data, tmp_path, CFG, seed=3, device="cpu")
+    assert resumed["snapshots"] == summary["snapshots"]
+    for name in summary["snapshots"]:
+        _assert_same_state(load_snapshot(out / name), load_snapshot(tmp_path / name))
+    assert _metrics(tmp_path / "metrics.jsonl") == _metrics(out / "metrics.jsonl")
+
+
+def test_resume_after_lost_snapshots_truncates_metrics(straight, data, tmp_path):
+    out, summary = straight
+    for f in out.iterdir():
+        shutil.copy(f, tmp_path / f.name)
+    # crash scenario: the last two snapshots are gone but metrics.jsonl has their lines
+    for name in summary["snapshots"][-2:]:
+        (tmp_path / name).unlink()
+    train_gan(*data, tmp_path, CFG, seed=3, device="cpu")
+    _assert_same_state(load_snapshot(out / summary["snapshots"][-1]),
+                       load_snapshot(tmp_path / summary["snapshots"][-1]))
+    assert _metrics(tmp_path / "metrics.jsonl") == _metrics(out / "metrics.jsonl")
+    # finished: calling again changes nothing
+    before = (tmp_path / "metrics.jsonl").read_text()
+    again = train_gan(*data, tmp_path, CFG, seed=3, device="cpu")
+    assert again["kimg"] == pytest.approx(0.128)
+    assert (tmp_path / "metrics.jsonl").read_text() == before
+
+
+def test_resume_with_changed_config_is_refused(straight, data, tmp_path):
+    out, summary = straight
+    shutil.copy(out / summary["snapshots"][0], tmp_path / summary["snapshots"][0])
+    with pytest.raises(InputError, match=r"gans\.stylegan2\.lr"):
+        train_gan(*data, tmp_path, dict(CFG, lr=0.01), seed=3, device="cpu")
+    with pytest.raises(InputError, match="seed"):
+        train_gan(*data, tmp_path, CFG, seed=4, device="cpu")
+
+
+def test_bad_inputs(data, tmp_path):
+    imgs, labels = data
+    with pytest.raises(InputError, match=r"gans\.stylegan2\.foo"):
+        train_gan(imgs, labels, tmp_path, dict(CFG, foo=1), seed=0, device="cpu")
+    with pytest.raises(InputError, match="uint8 N x 32 x 32 x 3"):
+        train_gan(imgs, labels, tmp_path, dict(CFG, resolution=32), seed=0, device="cpu")
+    with pytest.raises(InputError, match="labels"):
+        train_gan(imgs, labels[:-1], tmp_path, CFG, seed=0, device="cpu")
+    with pytest.raises(InputError, match="resolution"):
+        train_gan(imgs, labels, tmp_path, dict(CFG, resolution=24), seed=0, device="cpu")
+    assert set(CFG) <= set(DEFAULTS)
+
+
+def test_load_generator_and_generate(straight, tmp_path):
+    out, summary = straight
+    path = out / summary["snapshots"][-1]
+    G = load_generator(path, "cpu")
+    s = load_snapshot(path)
+    for k, v in G.state_dict().items():
+        assert torch.equal(v, s["G_ema"][k])
+    assert not G.training
+    labels = np.array([0, 1, 1, 0, 1, 0, 0])
+    a = generate(G, labels, seed=7, device="cpu", batch_size=3)
+    b = generate(G, labels, seed=7, device="cpu", batch_size=64)
+    assert a.dtype == np.uint8 and a.shape == (7, 16, 16, 3)
+    assert np.array_equal(a, b)
+    c = generate(G, labels, seed=8, device="cpu")
+    assert not np.array_equal(a, c)
+    # the raw generator is different from the EMA one
+    G_raw = load_generator(path, "cpu", ema=False)
+    assert not torch.equal(G_raw.synthesis.blocks[0].const, G.synthesis.blocks[0].const)
+    grid = sample_grid(G, 4, seed=0, device="cpu")
+    assert grid.shape == (2 * 16, 4 * 16, 3) and grid.dtype == np.uint8
+    # rows are classes: row 1 equals the class-1 images of the same seed
+    ref = generate(G, np.repeat([0, 1], 4), seed=0, device="cpu")
+    assert np.array_equal(grid[16:32, 16:32], ref[5])
+    save_png(tmp_path / "g.png", grid)
+    from PIL import Image
+    assert np.array_equal(np.asarray(Image.open(tmp_path / "g.png")), grid)
+    with pytest.raises(InputError):
+        load_generator(tmp_path / "missing.pt", "cpu")
+    with pytest.raises(InputError, match="labels"):
+        generate(G, np.array([2]), seed=0, device="cpu")

@@ -1,0 +1,106 @@
+import math
+
+import pytest
+
+from ganaug.io import InputError
+from ganaug.selection import select_snapshot
+
+
+def test_lowest_fid_when_nothing_close():
+    assert select_snapshot([(0, 90.0), (100, 30.0), (200, 31.0), (300, 40.0)]) == (100, 30.0)
+
+
+def test_later_snapshot_within_tolerance_preferred():
+    fids = [(0, 90.0), (100, 30.0), (200, 30.25), (300, 30.31), (400, 33.0)]
+    assert select_snapshot(fids) == (200, 30.25)
+    assert select_snapshot(fids, tolerance=0.31) == (300, 30.31)
+    assert select_snapshot(fids, tolerance=0.0) == (100, 30.0)
+    assert select_snapshot(list(reversed(fids))) == (200, 30.25)  # order of the input does not matter
+
+
+def test_boundary_is_inclusive():
+    assert select_snapshot([(10, 10.0), (20, 10.3)]) == (20, 10.3)
+    assert select_snapshot([(10, 10.0), (20, 10.300001)]) == (10, 10.0)
+
+
+def test_earlier_snapshot_close_to_minimum_not_chosen():
+    # the minimum is the latest; an earlier snapshot within tolerance must not win
+    assert select_snapshot([(10, 20.1), (20, 20.0)]) == (20, 20.0)
+
+
+def test_non_finite_and_errors():
+    assert select_snapshot([(10, math.nan), (20, 5.0), (30, math.inf)]) == (20, 5.0)
+    with pytest.raises(InputError):
+        select_snapshot([])
+    with pytest.raises(InputError):
+        select_snapshot([(10, math.nan)])
+    with pytest.raises(InputError):
+        select_snapshot([(10, 1.0), (10, 2.0)])
+    with pytest.raises(InputError):
+        select_snapshot([(10, 1.0)], tolerance=-1)
+
+
+def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
+    """The FID loop over snapshots with stub generators (quality set by kimg) and a tiny domain model."""
+    import json
+
+    import numpy as np
+    import pandas as pd
+    import torch
+    from PIL import Image
+
+    import ganaug.classifier.training as ct
+    from ganaug.gans import training as gt
+    from ganaug.selection import select_checkpoint
+
+    rng = np.random.default_rng(0)
+    real = rng.integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    labels = np.r_[np.zeros(40, int), np.ones(24, int)]
+    for name in ("snapshot-000001.pt", "snapshot-000002.pt", "snapshot-000004.pt", "unrelated.txt"):
+        (tmp_path / name).write_bytes(b"")
+
+    class StubG:
+        num_classes = 2
+
+        def __init__(self, kimg):
+            self.mix = {1.0: 0.8, 2.0: 0.3, 4.0: 0.02}[kimg]  # blend toward grey: worse early
+
+    def fake_generate(G, labels_, seed, device, **kw):
+        r = np.random.default_rng(seed)
+        base = r.integers(0, 256, (len(labels_), 16, 16, 3)).astype(float)
+        return np.round(G.mix * 128 + (1 - G.mix) * base).astype(np.uint8)
+
+    monkeypatch.setattr(gt, "load_generator", lambda path, device, ema=True: StubG(gt.snapshot_kimg(path)))
+    monkeypatch.setattr(gt, "generate", fake_generate)
+    monkeypatch.setattr(gt, "sample_grid", lambda G, n, seed, device: np.zeros((32, 16 * n, 3), np.uint8))
+
+    class Tiny(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            torch.manual_seed(0)
+            self.conv = torch.nn.Conv2d(3, 6, 3)
+
+        def features(self, x):
+            y = torch.relu(self.conv(x))
+            return torch.cat([y.mean(dim=(2, 3)), y.std(dim=(2, 3))], 1)
+
+    class Info:
+        mean, std, input_size, name = (0.5,) * 3, (0.5,) * 3, 16, "timm:tiny"
+
+    monkeypatch.setattr(ct, "load_classifier", lambda path, device: (Tiny(), Info()))
+    out = select_checkpoint(tmp_path, real, labels, tmp_path / "model.pt",
+                            {"n_images": 48, "tolerance": 0.3, "noise_seeds": 3, "grid_per_class": 2,
+                             "inception_weights": None},
+                            seed=1, device="cpu", out_selected=tmp_path / "selected.json",
+                            out_fid=tmp_path / "fid.csv", out_grid=tmp_path / "grid.png")
+    table = pd.read_csv(tmp_path / "fid.csv")
+    assert table.snapshot.tolist() == ["snapshot-000001.pt", "snapshot-000002.pt", "snapshot-000004.pt"]
+    assert (table.metric == "fid_ancillary").all() and (table.extractor == "ancillary:timm:tiny").all()
+    assert table.fid.iloc[0] > table.fid.iloc[1] > table.fid.iloc[2]  # the greyer generator is further from the reals
+    assert (out["kimg"], out["fid"]) == pytest.approx(select_snapshot(zip(table.kimg, table.fid), 0.3))
+    assert json.loads((tmp_path / "selected.json").read_text()) == out
+    assert len(out["fid_seed_values"]) == 3 and out["fid_seed_std"] >= 0 and out["n_images"] == 48
+    assert Image.open(tmp_path / "grid.png").size == (32, 32)
+    with pytest.raises(InputError, match="no snapshot"):
+        select_checkpoint(tmp_path / "empty", real, labels, None, {}, 1, "cpu", tmp_path / "a", tmp_path / "b",
+                          tmp_path / "c")

@@ -1,0 +1,207 @@
+"""StyleGAN2 building blocks and networks: shapes, conditioning, equalised lr, modulation, FIR, ADA."""
+
+import math
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from ganaug.gans import ABBREVIATIONS, GAN_NAMES, IMPLEMENTED, require_implemented
+from ganaug.gans.augment import AdaController, augment
+from ganaug.gans.layers import (
+    EqualConv2d,
+    EqualLinear,
+    MinibatchStd,
+    ModulatedConv2d,
+    downsample2x,
+    fir_filter,
+    modulated_weight,
+    upsample2x,
+)
+from ganaug.gans.stylegan2 import Generator, build_networks, channels_at
+from ganaug.io import InputError
+
+SMALL = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256, channel_max=16,
+             num_classes=2)
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)
+
+
+def test_registry():
+    assert GAN_NAMES == ("stylegan2", "pgan", "pix2pixhd", "spade")
+    assert ABBREVIATIONS["stylegan2"] == "sgn" and ABBREVIATIONS["all"] == "all"
+    assert IMPLEMENTED == {"stylegan2"}
+    assert require_implemented("stylegan2") == "stylegan2"
+    with pytest.raises(InputError, match=r"gans\.x: GAN 'pgan' is not implemented yet \(implemented: stylegan2\)"):
+        require_implemented("pgan", key="gans.x")
+    with pytest.raises(InputError, match="unknown GAN 'foo'"):
+        require_implemented("foo")
+
+
+def test_shapes_and_channels():
+    G, D = build_networks(SMALL, seed=0)
+    assert G.num_ws == 2 * int(math.log2(16)) - 2
+    z = torch.randn(6, 16)
+    c = torch.tensor([0, 1, 0, 1, 1, 0])
+    img = G(z, c)
+    assert img.shape == (6, 3, 16, 16)
+    assert D(img, c).shape == (6, 1)
+    assert channels_at(32, 4096, 64) == 64 and channels_at(4, 4096, 512) == 512
+    assert channels_at(32, 1024, 64) == 32
+    # the 4x4 constant has min(base/4, max) channels
+    assert G.synthesis.blocks[0].const.shape == (16, 4, 4)
+    # one-hot and integer labels are the same conditioning
+    assert torch.allclose(G(z, c, noise_mode="const"), G(z, F.one_hot(c, 2).float(), noise_mode="const"))
+
+
+def test_init_is_seeded_and_leaves_global_rng_alone():
+    torch.manual_seed(123)
+    before = torch.get_rng_state()
+    G1, G2 = Generator(**SMALL, seed=5), Generator(**SMALL, seed=5)
+    assert torch.equal(torch.get_rng_state(), before)
+    for a, b in zip(G1.state_dict().values(), G2.state_dict().values()):
+        assert torch.equal(a, b)
+    G3 = Generator(**SMALL, seed=6)
+    assert not torch.equal(G1.synthesis.blocks[0].const, G3.synthesis.blocks[0].const)
+
+
+def test_conditioning_changes_output():
+    G, D = build_networks(SMALL, seed=0)
+    # make the class embedding matter strongly enough to see at init
+    z = torch.randn(4, 16).repeat(2, 1)
+    c = torch.tensor([0] * 4 + [1] * 4)
+    img = G(z, c, noise_mode="const")
+    assert (img[:4] - img[4:]).abs().mean() > 1e-3
+    x = torch.randn(4, 3, 16, 16).repeat(2, 1, 1, 1)
+    out = D(x, c)
+    assert (out[:4] - out[4:]).abs().mean() > 1e-4
+
+
+def test_truncation_moves_towards_w_avg():
+    G = Generator(**SMALL, seed=0)
+    z = torch.randn(8, 16)
+    c = torch.zeros(8, dtype=torch.long)
+    G.mapping.w_avg.copy_(torch.randn(16))
+    w0 = G.map(z, c, truncation_psi=0.0)
+    assert torch.allclose(w0, G.mapping.w_avg.expand_as(w0))
+    w1 = G.map(z, c, truncation_psi=1.0)
+    wh = G.map(z, c, truncation_psi=0.5)
+    assert torch.allclose(wh, 0.5 * (w0 + w1), atol=1e-5)
+
+
+def test_equalised_lr_gain():
+    torch.manual_seed(0)
+    lin = EqualLinear(256, 128, lr_mul=0.01)
+    assert lin.weight_gain == pytest.approx(0.01 / 16)
+    assert lin.weight.std().item() == pytest.approx(100, rel=0.05)  # stored as randn / lr_mul
+    y = lin(torch.randn(4096, 256))
+    assert y.std().item() == pytest.approx(1.0, rel=0.1)  # effective weight ~ N(0, 1/fan_in)
+    conv = EqualConv2d(32, 16, 3)
+    assert conv.weight_gain == pytest.approx(1 / math.sqrt(32 * 9))
+    assert conv.weight.std().item() == pytest.approx(1.0, rel=0.1)
+    assert conv(torch.randn(8, 32, 16, 16)).std().item() == pytest.approx(1.0, rel=0.15)
+    # the affine of a modulated conv starts with styles ~ 1 (bias init 1)
+    mc = ModulatedConv2d(8, 8, 3, w_dim=16)
+    assert torch.all(mc.affine.bias == 1.0)
+
+
+def test_modulated_conv_demodulation_and_reference():
+    torch.manual_seed(0)
+    mc = ModulatedConv2d(32, 48, 3, w_dim=16)
+    x = torch.randn(6, 32, 16, 16)
+    w = torch.randn(6, 16) * 3  # strong, varied styles
+    y = mc(x, w)
+    assert y.shape == (6, 48, 16, 16)
+    assert y.std(dim=[1, 2, 3]).min().item() > 0.7 and y.std(dim=[1, 2, 3]).max().item() < 1.3
+    # equals the textbook per-sample modulated + demodulated weight as a grouped conv
+    styles = mc.affine(w)
+    wt = modulated_weight(mc.weight * mc.weight_gain, styles)
+    ref = F.conv2d(x.reshape(1, -1, 16, 16), wt.reshape(-1, 32, 3, 3), padding=1, groups=6).reshape(6, 48, 16, 16)
+    assert torch.allclose(y, ref, atol=1e-4)
+    # without demodulation the output scales with the styles
+    mc2 = ModulatedConv2d(32, 48, 3, w_dim=16, demodulate=False)
+    assert mc2(x, w).std() > 1.5 * mc2(x, w * 0).std()
+
+
+def test_fir_resampling():
+    f = fir_filter()
+    assert f.shape == (4, 4) and f.sum().item() == pytest.approx(1.0)
+    x = torch.ones(2, 3, 8, 8)
+    up = upsample2x(x, f)
+    assert up.shape == (2, 3, 16, 16)
+    assert torch.allclose(up[..., 2:-2, 2:-2], torch.ones(1))  # constant preserved away from borders
+    down = downsample2x(x, f)
+    assert down.shape == (2, 3, 4, 4)
+    assert torch.allclose(down[..., 1:-1, 1:-1], torch.ones(1))
+    # up then down of a smooth image ~ identity in the interior
+    g = torch.linspace(-1, 1, 16)
+    smooth = (g[None, :] * g[:, None]).expand(1, 1, 16, 16)
+    rt = downsample2x(upsample2x(smooth, f), f)
+    assert (rt - smooth)[..., 3:-3, 3:-3].abs().max() < 0.05
+    # modulated conv with up=True doubles the size; D conv with down halves it
+    mc = ModulatedConv2d(4, 5, 3, w_dim=8, up=True)
+    assert mc(torch.randn(2, 4, 8, 8), torch.randn(2, 8)).shape == (2, 5, 16, 16)
+    dc = EqualConv2d(4, 5, 3, down=True)
+    assert dc(torch.randn(2, 4, 8, 8)).shape == (2, 5, 4, 4)
+    sk = EqualConv2d(4, 5, 1, down=True, bias=False)
+    assert sk(torch.randn(2, 4, 8, 8)).shape == (2, 5, 4, 4)
+
+
+def test_minibatch_std():
+    m = MinibatchStd(4, 1)
+    x = torch.randn(8, 5, 4, 4)
+    y = m(x)
+    assert y.shape == (8, 6, 4, 4)
+    assert torch.equal(y[:, :5], x)
+    same = x[:1].repeat(8, 1, 1, 1)
+    assert m(same)[:, 5].abs().max() < 1e-3
+    # groups are samples i, i + n/g, ...: sample 0 and 2 share a group for n=8, g=4
+    assert torch.allclose(y[0, 5], y[2, 5]) and torch.allclose(y[1, 5], y[3, 5])
+    assert m(torch.randn(6, 5, 4, 4)).shape == (6, 6, 4, 4)  # group size adapts to the batch
+
+
+def test_augment_identity_determinism_and_gradient():
+    x = torch.rand(8, 3, 16, 16) * 2 - 1
+    assert augment(x, 0.0) is x
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    a1, a2 = augment(x, 0.7, g1), augment(x, 0.7, g2)
+    assert torch.equal(a1, a2)
+    assert not torch.equal(a1, x)
+    # x-flip only with p = 1 is an exact flip
+    flip = augment(x, 1.0, torch.Generator().manual_seed(0), rotate90=False, xint=False, scale=False,
+                   color=False, cutout=False)
+    assert torch.allclose(flip, x.flip(3), atol=1e-5)
+    # 90-degree rotations permute pixels exactly (no interpolation blur)
+    rot = augment(x, 1.0, torch.Generator().manual_seed(0), xflip=False, xint=False, scale=False,
+                  color=False, cutout=False)
+    assert not torch.allclose(rot, x)
+    assert torch.allclose(rot.flatten(1).sort().values, x.flatten(1).sort().values, atol=1e-5)
+    xr = x.clone().requires_grad_(True)
+    augment(xr, 0.5, torch.Generator().manual_seed(3)).square().sum().backward()
+    assert xr.grad is not None and xr.grad.abs().sum() > 0
+
+
+def test_ada_controller():
+    ada = AdaController(target=0.6, ada_kimg=1.0, interval=4)
+    for _ in range(8):
+        ada.accumulate(torch.ones(16, 1))  # D very sure on reals: overfitting -> raise p
+        ada.step(16)
+    assert ada.p == pytest.approx(2 * 16 * 4 / 1000)
+    for _ in range(4):
+        ada.accumulate(-torch.ones(16, 1))
+        ada.step(16)
+    assert ada.p == pytest.approx(16 * 4 / 1000)
+    s = ada.state_dict()
+    b = AdaController(target=0.6, ada_kimg=1.0, interval=4)
+    b.load_state_dict(s)
+    assert b.state_dict() == s
+    for _ in range(40):
+        ada.accumulate(-torch.ones(2, 1))
+        ada.step(16)
+    assert ada.p == 0.0  # clamped

@@ -10,7 +10,11 @@ from snakemake.utils import min_version
 min_version("9.0")
 
 
-configfile: "config/config.yaml"
+# The default study's config only when no --configfile is given: Snakemake would otherwise deep-merge
+# the two, and toy settings (e.g. classifier.model_kwargs) would leak into the paper's study.
+if not workflow.overwrite_configfiles:
+
+    configfile: "config/config.yaml"
 
 
 include: "workflow/rules/common.smk"

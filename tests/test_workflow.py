@@ -180,3 +180,15 @@ def test_bad_config_fails_before_any_job(tmp_path, path, value, key):
     assert run.returncode != 0
     assert key in run.stdout + run.stderr, run.stderr[-2000:]
     assert not (tmp_path / "results").exists()
+
+
+def test_paper_design_dry_run(tmp_path):
+    """The paper's full DAG builds (dry run), with the whole Table 2 x 10 replicates, and nothing of the toy
+    config leaks into it."""
+    run = subprocess.run(SNAKEMAKE + ["-d", str(tmp_path), "-n", "--configfile", str(REPO / "config/paper.yaml")],
+                         capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    stats = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, flags=re.M))
+    assert stats["train_classifier"] == str(27 * 10)
+    assert stats["train_gan"] == "4" and stats["evaluate"] == str(27 * 10)
+    assert "toyderm" not in run.stdout

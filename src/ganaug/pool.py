@@ -32,6 +32,7 @@ def split_ref(ref: str) -> tuple[str, int]:
 
 def generate_pool(
     selected_json,
+    gan: str,
     out_dir,
     out_csv,
     n_per_class: int,
@@ -51,9 +52,8 @@ def generate_pool(
 
     log = log or log_default
     selected = json.loads(Path(selected_json).read_text())
-    G = load_generator(selected["snapshot"], device)
-    num_classes = int(selected.get("num_classes", 2))
-    labels = pool_labels(n_per_class, num_classes)
+    G = load_generator(selected["path"], device)
+    labels = pool_labels(n_per_class, G.num_classes)
     shard_dir = Path(out_dir) / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     n_shards = -(-len(labels) // shard_size)
@@ -75,8 +75,8 @@ def generate_pool(
         }))
         progress.update(k + 1, images=0 if existing else hi - lo, resumed=int(existing))
     table = pd.concat(rows, ignore_index=True)
-    table["gan"] = selected.get("gan", "")
-    table["snapshot"] = Path(selected["snapshot"]).name
+    table["gan"] = gan
+    table["snapshot"] = selected["snapshot"]
     write_csv(out_csv, table)
     return table
 

@@ -57,18 +57,14 @@ def setup_logging(log_path=None, level=logging.INFO) -> logging.Logger:
     return logger
 
 
-def start_job(log_path=None, threads: int = 1, device: str | None = None):
-    """Common start of a workflow job: logging to the rule's log, CPU threads, the device.
+def start_job(log_path=None, threads: int = 1, device: str | None = "none"):
+    """Common start of a workflow job: logging to the rule's log (uncaught errors included), CPU threads,
+    and, for jobs that use torch, the device.
 
-    The device comes from `device`, else the GANAUG_DEVICE environment variable, else 'auto'
-    (CUDA when present). Returns (logger, torch.device).
+    device: 'none' for jobs without torch (nothing heavy is imported), else 'auto', 'cpu' or 'cuda[:k]';
+    'auto' may be overridden by the GANAUG_DEVICE environment variable. Returns (logger, torch.device or None).
     """
     import os
-
-    import torch
-
-    from ganaug.io import select_device
-
     import sys
 
     logger = setup_logging(log_path)
@@ -77,7 +73,13 @@ def start_job(log_path=None, threads: int = 1, device: str | None = None):
         logger.error("job failed", exc_info=(kind, value, tb))
 
     sys.excepthook = log_uncaught
+    if device == "none":
+        return logger, None
+    import torch
+
+    from ganaug.io import select_device
+
     torch.set_num_threads(max(1, int(threads)))
-    dev = select_device(device or os.environ.get("GANAUG_DEVICE", "auto"))
+    dev = select_device(os.environ.get("GANAUG_DEVICE", "auto") if device == "auto" else device)
     logger.info("device %s, %d CPU thread(s)", dev, torch.get_num_threads())
     return logger, dev

@@ -17,7 +17,7 @@ rule train_ancillary:
         cfg=ANCILLARY_TRAINING,
         cache_size=CLS_SIZE,
         seed=config["seed"],
-        outdir="results/ancillary",
+        outdir=lambda w, output: os.path.dirname(output.model),
         code=code_version("classifier", "metrics"),
     log:
         "logs/classifier/train_ancillary.log",
@@ -49,7 +49,7 @@ rule train_classifier:
         cfg=CLASSIFIER_TRAINING,
         cache_size=CLS_SIZE,
         seed=config["seed"],
-        outdir=lambda w: f"results/runs/{w.experiment}/rep{w.rep}",
+        outdir=lambda w, output: os.path.dirname(output.model),
         code=code_version("classifier", "metrics", "cache"),
     log:
         "logs/classifier/train_classifier/{experiment}/rep{rep}.log",
@@ -67,13 +67,16 @@ rule train_classifier:
 
 
 rule evaluate:
-    """Mean of `tta` augmented replicas per image, on every test set, in batches on the device."""
+    """Every replicate of an experiment on every test set: the mean of `tta` augmented replicas per image,
+    in batches on the device (one job per experiment, so models and test images are loaded once)."""
     input:
-        model="results/runs/{experiment}/rep{rep}/model.pt",
+        models=expand("results/runs/{{experiment}}/rep{rep}/model.pt", rep=REPLICATES),
         csvs=expand("results/data/testsets/{test_set}.csv", test_set=TESTSETS),
         images=expand(cache_file("testsets/{test_set}", CLS_SIZE), test_set=TESTSETS),
     output:
-        predictions=expand("results/runs/{{experiment}}/rep{{rep}}/predictions/{test_set}.csv", test_set=TESTSETS),
+        predictions=expand(
+            "results/runs/{{experiment}}/rep{rep}/predictions/{test_set}.csv", rep=REPLICATES, test_set=TESTSETS
+        ),
     params:
         test_sets=TESTSETS,
         tta=config["classifier"]["tta"],
@@ -81,9 +84,9 @@ rule evaluate:
         seed=config["seed"],
         code=code_version("classifier"),
     log:
-        "logs/classifier/evaluate/{experiment}/rep{rep}.log",
+        "logs/classifier/evaluate/{experiment}.log",
     benchmark:
-        "benchmarks/classifier/evaluate/{experiment}/rep{rep}.tsv"
+        "benchmarks/classifier/evaluate/{experiment}.tsv"
     conda:
         "../../envs/classifier.yaml"
     threads: 1

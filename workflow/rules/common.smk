@@ -2,20 +2,14 @@
 
 import hashlib
 import os
-import sys
 from pathlib import Path
 
 from snakemake.utils import validate
 
-# The library lives in src/; make it importable here and in every job this workflow starts
-# (script jobs inherit the environment), whether or not the package was pip-installed.
-SRC = str(Path(workflow.basedir) / "src")
-if SRC not in sys.path:
-    sys.path.insert(0, SRC)
-os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (SRC, os.environ.get("PYTHONPATH")) if p)
-
-from ganaug.config_check import check_config, ConfigError  # noqa: E402
-from ganaug.gans import GAN_NAMES  # noqa: E402
+# The library (src/ganaug) must be installed: `pip install -e .` (or the envs/ with --use-conda).
+import ganaug
+from ganaug.config_check import check_config, ConfigError
+from ganaug.gans import GAN_NAMES
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -48,10 +42,10 @@ wildcard_constraints:
 
 
 def code_version(*modules):
-    """Hash of the library sources a rule depends on: Snakemake does not see changes inside a package,
+    """Hash of the library sources a job depends on. Snakemake does not see changes inside a package,
     so this goes into the rule's params and a change to the code re-runs the rule."""
     h = hashlib.sha256()
-    root = Path(SRC) / "ganaug"
+    root = Path(ganaug.__file__).parent
     for mod in ("io", "progress") + modules:
         path = root / mod
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]

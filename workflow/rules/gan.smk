@@ -10,7 +10,7 @@ rule train_gan:
     params:
         cfg=lambda w: config["gans"].get(w.gan, {}),
         seed=config["seed"],
-        outdir=lambda w: f"results/gans/{w.gan}",
+        outdir=lambda w, output: os.path.dirname(output.summary),
         code=code_version("gans"),
     log:
         "logs/gans/train_gan/{gan}.log",
@@ -18,7 +18,9 @@ rule train_gan:
         "benchmarks/gans/train_gan/{gan}.tsv"
     conda:
         "../../envs/gan.yaml"
-    threads: 8
+    # half the cores: jobs that need no GAN (data, baselines) go on beside it
+    threads: max(1, workflow.cores // 2)
+    priority: 10
     resources:
         mem_mb=16000,
         runtime=4320,

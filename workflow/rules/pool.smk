@@ -9,7 +9,7 @@ rule generate_pool:
     params:
         pool=config["pool"],
         seed=config["seed"],
-        outdir=lambda w: f"results/pools/{w.gan}",
+        outdir=lambda w, output: os.path.dirname(output.shards),
         code=code_version("gans", "pool"),
     log:
         "logs/pools/generate_pool/{gan}.log",

@@ -5,7 +5,7 @@ from ganaug.trainsets import build_trainset
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
-log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+log, _ = start_job(sm.log[0], sm.threads)
 build_trainset(
     Experiment.from_dict(sm.params.experiment),
     replicate=int(sm.wildcards.rep),

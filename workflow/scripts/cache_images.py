@@ -4,5 +4,5 @@ from ganaug.cache import build_cache
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
-log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+log, _ = start_job(sm.log[0], sm.threads)
 build_cache(sm.input.csv, sm.output.npy, int(sm.wildcards.size), log=log, workers=sm.threads)

@@ -1,4 +1,4 @@
-"""Predictions of one trained classifier on every test set (mean of TTA replicas)."""
+"""Predictions of every replicate of one experiment on every test set (mean of TTA replicas)."""
 
 import pandas as pd
 
@@ -9,13 +9,14 @@ from ganaug.io import seed_from, write_csv
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
-log, device = start_job(sm.log[0], sm.threads)
-model, info = load_classifier(sm.input.model, device)
-for test_set, csv, npy, out in zip(sm.params.test_sets, sm.input.csvs, sm.input.images, sm.output.predictions):
-    table = pd.read_csv(csv)
-    prob = predict_proba(
-        model, info, load_cache(npy), device, tta=sm.params.tta, augment_cfg=dict(sm.params.augment),
-        seed=seed_from(sm.params.seed, "tta", test_set),
-    )
-    write_csv(out, pd.DataFrame({"image": table["image"], "label": table["label"], "prob": prob}))
-    log.info("%s: %d predictions", test_set, len(table))
+log, device = start_job(sm.log[0], sm.threads, device="auto")
+test_sets = [(name, pd.read_csv(csv), load_cache(npy)) for name, csv, npy in
+             zip(sm.params.test_sets, sm.input.csvs, sm.input.images)]
+outputs = iter(sm.output.predictions)  # ordered replicate-major, then test set
+for model_path in sm.input.models:
+    model, info = load_classifier(model_path, device)
+    for name, table, images in test_sets:
+        prob = predict_proba(model, info, images, device, tta=sm.params.tta, augment_cfg=dict(sm.params.augment),
+                             seed=seed_from(sm.params.seed, "tta", name))
+        write_csv(next(outputs), pd.DataFrame({"image": table["image"], "label": table["label"], "prob": prob}))
+        log.info("%s on %s: %d predictions", model_path, name, len(table))

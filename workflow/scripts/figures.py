@@ -8,6 +8,6 @@ from ganaug.analysis import plot_all
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
-log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+log, _ = start_job(sm.log[0], sm.threads)
 paths = plot_all(pd.read_csv(sm.input.auc), dict(sm.params.order), os.path.dirname(sm.output.figures[0]))
 log.info("%d figure files", len(paths))

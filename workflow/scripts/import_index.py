@@ -5,7 +5,7 @@ from ganaug.io import write_csv
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
-log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+log, _ = start_job(sm.log[0], sm.threads)
 index = read_index(sm.input.index)
 index["dataset"] = sm.wildcards.dataset
 write_csv(sm.output.index, index)

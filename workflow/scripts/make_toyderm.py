@@ -5,7 +5,7 @@ from ganaug.progress import start_job
 from ganaug.toyderm import make_dataset
 
 sm = snakemake  # noqa: F821
-log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+log, _ = start_job(sm.log[0], sm.threads)
 name = sm.wildcards.dataset
 cfg = dict(sm.params.cfg)
 cfg.pop("kind")

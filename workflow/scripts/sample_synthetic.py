@@ -5,7 +5,7 @@ from ganaug.trainsets import sample_experiment
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
-log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+log, _ = start_job(sm.log[0], sm.threads)
 sample_experiment(
     Experiment.from_dict(sm.params.experiment),
     train_csv=sm.input.train,

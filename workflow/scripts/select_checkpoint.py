@@ -11,7 +11,7 @@ from ganaug.progress import start_job
 from ganaug.selection import select_checkpoint
 
 sm = snakemake  # noqa: F821
-log, device = start_job(sm.log[0], sm.threads)
+log, device = start_job(sm.log[0], sm.threads, device="auto")
 select_checkpoint(
     snapshot_dir=os.path.dirname(sm.input.summary),
     real_images=load_cache(sm.input.images),

@@ -5,7 +5,7 @@ from ganaug.io import seed_from, write_csv
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
-log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+log, _ = start_job(sm.log[0], sm.threads)
 index = read_index(sm.input.index)
 lists = {k[len("list_"):]: v for k, v in sm.input.items() if k.startswith("list_")}
 if lists:

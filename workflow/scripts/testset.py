@@ -5,7 +5,7 @@ from ganaug.io import write_csv
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
-log, _ = start_job(sm.log[0], sm.threads, device="cpu")
+log, _ = start_job(sm.log[0], sm.threads)
 table = read_index(sm.input.source)
 write_csv(sm.output.csv, table)
 log.info("%s: %d images (%d melanoma)", sm.wildcards.test_set, len(table), int(table["label"].sum()))

@@ -12,7 +12,7 @@ from ganaug.progress import start_job
 sm = snakemake  # noqa: F821
 gan = sm.wildcards.gan
 require_implemented(gan, key=f"gans.{gan}")
-log, device = start_job(sm.log[0], sm.threads)
+log, device = start_job(sm.log[0], sm.threads, device="auto")
 labels = pd.read_csv(sm.input.csv)["label"].to_numpy(np.int64)
 images = load_cache(sm.input.images, mmap=False)
 summary = train_gan(images, labels, sm.params.outdir, dict(sm.params.cfg), seed_from(sm.params.seed, "gan", gan), device, log)

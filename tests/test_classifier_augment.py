@@ -6,15 +6,6 @@ import torchvision.transforms.functional as TF
 from ganaug.classifier.augment import NO_AUGMENT, BatchAugment, augment_config, normalise, normalise_only
 from ganaug.io import InputError
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids oversubscription on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 MEAN, STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
 
 

@@ -5,15 +5,6 @@ from ganaug.classifier.models import PRETRAINEDMODELS_NAMES, ModelInfo, create_c
 from ganaug.io import InputError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids oversubscription on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def test_timm_model_uniform_api():
     torch.manual_seed(0)
     model, info = create_classifier("timm:test_resnet", num_classes=2, channels=[16, 32, 48, 64], stem_width=8)

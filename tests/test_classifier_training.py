@@ -11,15 +11,6 @@ from ganaug.classifier.training import load_classifier, train_classifier
 from ganaug.io import InputError, load_torch
 from ganaug.metrics import roc_auc
 
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids oversubscription on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 LOG = logging.getLogger("ganaug.test")
 TINY = {"model": "timm:test_resnet", "model_kwargs": {"channels": [8, 16, 16, 24], "stem_width": 8},
         "input_size": 16, "batch_size": 16, "lr": 0.01, "num_threads": 1}

@@ -17,15 +17,6 @@ from ganaug.fid import (
 from ganaug.io import InputError
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    """Small CPU forwards: one thread avoids oversubscription when other processes load the cores."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 def _direct_fid(x, y):
     """FID computed independently: Tr sqrt(S1 S2) = sum sqrt(eig(S1^1/2 S2 S1^1/2)) (symmetric PSD)."""
     mu1, mu2 = x.mean(0), y.mean(0)

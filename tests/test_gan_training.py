@@ -29,13 +29,6 @@ CFG = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256
            ada_target=0.0, ema_kimg=0.05, total_kimg=0.128, snapshot_kimg=0.032)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 @pytest.fixture(scope="module")
 def data():

@@ -8,15 +8,6 @@ from ganaug.classifier.predict import features, per_image_loss, predict_proba, t
 from ganaug.io import InputError
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    """Tiny tensors: one thread is fastest and avoids oversubscription on a busy machine."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.fixture(scope="module")
 def model_info():
     torch.manual_seed(0)

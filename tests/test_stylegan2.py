@@ -25,13 +25,6 @@ SMALL = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=2
              num_classes=2)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
 
 def test_registry():
     assert GAN_NAMES == ("stylegan2", "pgan", "pix2pixhd", "spade")

@@ -81,7 +81,7 @@ def test_every_public_output(study):
     assert sorted(p.name for p in gan.glob("snapshot-*.pt")), "no snapshots"
     assert (gan / "metrics.jsonl").read_text().strip()
     selected = yaml.safe_load((gan / "selected.json").read_text())
-    assert Path(selected["snapshot"]).exists() and np.isfinite(selected["fid"])
+    assert (study / selected["path"]).exists() and np.isfinite(selected["fid"])
     assert (gan / "selected_grid.png").stat().st_size > 0
     manifest = pd.read_csv(r / "pools/stylegan2/manifest.csv", dtype={"phash": str})
     assert {"image", "label", "phash", "score"} <= set(manifest.columns)
@@ -190,5 +190,5 @@ def test_paper_design_dry_run(tmp_path):
     assert run.returncode == 0, run.stderr[-3000:]
     stats = dict(re.findall(r"^(\w+)\s+(\d+)$", run.stdout, flags=re.M))
     assert stats["train_classifier"] == str(27 * 10)
-    assert stats["train_gan"] == "4" and stats["evaluate"] == str(27 * 10)
+    assert stats["train_gan"] == "4" and stats["evaluate"] == "27"
     assert "toyderm" not in run.stdout

@@ -132,7 +132,8 @@ rule cache_images:
         "benchmarks/data/cache_images/{part}_{size}px.tsv"
     conda:
         "../../envs/data.yaml"
-    threads: 2
+    # at most half the cores, so it fits beside the GAN's training
+    threads: min(4, max(1, workflow.cores // 2))
     resources:
         mem_mb=4000,
         runtime=120,

@@ -124,7 +124,7 @@ def score_pool(shards_csv, phash_csv, ancillary_model, out_csv, device, batch_si
                log: logging.Logger | None = None) -> pd.DataFrame:
     """Manifest of the pool: image, label, phash, score (ancillary cross-entropy for the intended class,
     lower = the image looks more like its class), prob (ancillary probability of melanoma)."""
-    from ganaug.classifier.predict import per_image_loss, predict_proba
+    from ganaug.classifier.predict import cross_entropy, logits, probabilities
     from ganaug.classifier.training import load_classifier
 
     log = log or log_default
@@ -139,8 +139,9 @@ def score_pool(shards_csv, phash_csv, ancillary_model, out_csv, device, batch_si
     progress = Progress(len(shards), "image", log)
     done = 0
     for idx, images in iter_shards(shards):
-        score[idx] = per_image_loss(model, info, images, labels[idx], device, batch_size=batch_size)
-        prob[idx] = predict_proba(model, info, images, device, tta=0, batch_size=batch_size)
+        logit = logits(model, info, images, device, batch_size=batch_size)  # one forward pass for both
+        score[idx] = cross_entropy(logit, labels[idx])
+        prob[idx] = probabilities(logit)
         done += len(idx)
         progress.update(done, images=len(idx))
     manifest = shards.assign(phash=phash["phash"], score=score, prob=prob)

@@ -46,22 +46,14 @@ def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int =
     """P(melanoma) = softmax[:, 1] per image; with tta > 0 the mean over tta augmented replicas
     (augment_cfg as in training; None = the study's augmentation). ``params`` (from tta_params) may be
     given to fix the augmentations explicitly."""
+    if tta <= 0:
+        return probabilities(logits(model, info, images, device, batch_size, amp, channels_last))
     _check_images(images)
     device = torch.device(device)
     _prepare(model, device, channels_last)
     n = images.shape[0]
     store = ImageStore(images, device)
     out = np.empty(n, dtype=np.float64)
-    if tta <= 0:
-        for s in range(0, n, batch_size):
-            e = min(s + batch_size, n)
-            x = normalise_only(store.slice(s, e), info.mean, info.std, info.input_size)
-            if channels_last:
-                x = x.contiguous(memory_format=torch.channels_last)
-            with _autocast(device, amp):
-                logits = model(x).float()
-            out[s:e] = torch.softmax(logits, 1)[:, 1].double().cpu().numpy()
-        return out
     augment = BatchAugment(augment_cfg, info.mean, info.std, info.input_size)
     if params is None:
         params = tta_params(augment, n, tta, seed)
@@ -76,53 +68,67 @@ def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int =
         if channels_last:
             xa = xa.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
-            logits = model(xa).float()
-        prob = torch.softmax(logits, 1)[:, 1].double().view(b, tta).mean(1)
+            out_b = model(xa).float()
+        prob = torch.softmax(out_b, 1)[:, 1].double().view(b, tta).mean(1)
         out[s:e] = prob.cpu().numpy()
     return out
 
 
-@torch.no_grad()
-def per_image_loss(model, info: ModelInfo, images: np.ndarray, labels, device, batch_size: int = 256,
-                   amp: bool = False, channels_last: bool = True) -> np.ndarray:
-    """Cross-entropy of the given label per image, no augmentation (lower = more typical)."""
+def _plain_batches(model, info: ModelInfo, images: np.ndarray, device, batch_size: int, amp: bool,
+                   channels_last: bool, head):
+    """head(x) on normalised, unaugmented batches; yields float outputs in image order."""
     _check_images(images)
-    labels = np.asarray(labels, dtype=np.int64)
-    if labels.shape != (images.shape[0],):
-        raise InputError(f"labels: expected {images.shape[0]} labels, got shape {labels.shape}")
     device = torch.device(device)
     _prepare(model, device, channels_last)
     store = ImageStore(images, device)
-    y = torch.from_numpy(labels)
-    out = np.empty(images.shape[0], dtype=np.float64)
     for s in range(0, images.shape[0], batch_size):
-        e = min(s + batch_size, images.shape[0])
-        x = normalise_only(store.slice(s, e), info.mean, info.std, info.input_size)
+        x = normalise_only(store.slice(s, min(s + batch_size, images.shape[0])), info.mean, info.std,
+                           info.input_size)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(device, amp):
-            logits = model(x).float()
-        out[s:e] = F.cross_entropy(logits, y[s:e].to(logits.device), reduction="none").double().cpu().numpy()
-    return out
+            out = head(x).float()
+        yield out.cpu()
+
+
+@torch.no_grad()
+def logits(model, info: ModelInfo, images: np.ndarray, device, batch_size: int = 256, amp: bool = False,
+           channels_last: bool = True) -> np.ndarray:
+    """Logits (N, classes) as float64, no augmentation."""
+    chunks = list(_plain_batches(model, info, images, device, batch_size, amp, channels_last, model))
+    if not chunks:
+        return np.zeros((0, info.num_classes), dtype=np.float64)
+    return torch.cat(chunks).double().numpy()
+
+
+def probabilities(logit: np.ndarray) -> np.ndarray:
+    """P(melanoma) = softmax[:, 1] of logits."""
+    return torch.softmax(torch.from_numpy(np.asarray(logit, dtype=np.float64)), 1)[:, 1].numpy()
+
+
+def cross_entropy(logit: np.ndarray, labels) -> np.ndarray:
+    """Cross-entropy of the given label per image (lower = more typical of that class)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (logit.shape[0],):
+        raise InputError(f"labels: expected {logit.shape[0]} labels, got shape {labels.shape}")
+    lg = torch.from_numpy(np.asarray(logit, dtype=np.float64))
+    return F.cross_entropy(lg, torch.from_numpy(labels), reduction="none").numpy()
+
+
+def per_image_loss(model, info: ModelInfo, images: np.ndarray, labels, device, batch_size: int = 256,
+                   amp: bool = False, channels_last: bool = True) -> np.ndarray:
+    """Cross-entropy of the given label per image, no augmentation (lower = more typical)."""
+    labels = np.asarray(labels, dtype=np.int64)
+    if labels.shape != (images.shape[0],):
+        raise InputError(f"labels: expected {images.shape[0]} labels, got shape {labels.shape}")
+    return cross_entropy(logits(model, info, images, device, batch_size, amp, channels_last), labels)
 
 
 @torch.no_grad()
 def features(model, info: ModelInfo, images: np.ndarray, device, batch_size: int = 256, amp: bool = False,
              channels_last: bool = True) -> np.ndarray:
     """Penultimate features (N, info.feature_dim) as float32, no augmentation."""
-    _check_images(images)
-    device = torch.device(device)
-    _prepare(model, device, channels_last)
-    store = ImageStore(images, device)
-    chunks = []
-    for s in range(0, images.shape[0], batch_size):
-        e = min(s + batch_size, images.shape[0])
-        x = normalise_only(store.slice(s, e), info.mean, info.std, info.input_size)
-        if channels_last:
-            x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp):
-            f = model.features(x).float()
-        chunks.append(f.cpu().numpy())
+    chunks = list(_plain_batches(model, info, images, device, batch_size, amp, channels_last, model.features))
     if not chunks:
         return np.zeros((0, info.feature_dim), dtype=np.float32)
-    return np.concatenate(chunks).astype(np.float32, copy=False)
+    return torch.cat(chunks).numpy().astype(np.float32, copy=False)

@@ -116,6 +116,13 @@ def test_replicates_pair_real_subsets(study):
     assert list(s0["image"]) == list(s1["image"])  # synthetic subset fixed across replicates
 
 
+def test_report_target(study):
+    run = snakemake(study, "--cores", "1", "report")
+    assert run.returncode == 0, run.stderr[-3000:]
+    html = (study / "results/report.html").read_text(errors="replace")
+    assert "auc.csv" in html and len(html) > 10000
+
+
 def test_rerun_is_a_no_op(study):
     run = snakemake(study, "-n", "--cores", "1")
     assert run.returncode == 0, run.stderr[-3000:]

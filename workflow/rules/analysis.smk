@@ -44,3 +44,29 @@ rule plot_figures:
         runtime=10,
     script:
         "../scripts/figures.py"
+
+
+rule report:
+    """The Snakemake HTML report of this study (figures, AUC table, GAN sample grids, run statistics)."""
+    input:
+        "results/auc.csv",
+        figure_files(),
+    output:
+        html="results/report.html",
+    params:
+        snakefile=workflow.main_snakefile,
+        configfiles=" ".join(f"--configfile {f}" for f in workflow.overwrite_configfiles),
+    log:
+        "logs/analysis/report.log",
+    benchmark:
+        "benchmarks/analysis/report.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    shell:
+        # a second Snakemake reads this run's metadata; --nolock because this run holds the lock
+        "snakemake --snakefile {params.snakefile} --directory . {params.configfiles} "
+        "--report {output.html} --nolock > {log} 2>&1"

@@ -31,6 +31,7 @@ rule all:
     input:
         "results/auc.csv",
         figure_files(),
+        gan_table_file(),
 
 
 rule prepare_data:
@@ -43,6 +44,7 @@ rule prepare_data:
 rule gans:
     input:
         expand("results/gans/{gan}/selected.json", gan=all_gans()),
+        gan_table_file(),
 
 
 rule pools:

@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 import torch
 
+from ganaug.gans.stylegan2 import DEFAULTS
 from ganaug.gans.training import (
-    DEFAULTS,
     TIMING_KEYS,
     generate,
     load_generator,
@@ -66,7 +66,7 @@ def _assert_same_state(a, b):
 def straight(data, tmp_path_factory):
     out = tmp_path_factory.mktemp("straight")
     torch.set_num_threads(1)
-    summary = train_gan(*data, out, CFG, seed=3, device="cpu")
+    summary = train_gan("stylegan2", *data, out, CFG, seed=3, device="cpu")
     return out, summary
 
 
@@ -102,12 +102,12 @@ def test_straight_run_snapshots_and_metrics(straight):
 def test_killed_and_resumed_equals_straight(straight, data, tmp_path):
     out, summary = straight
     # "killed" after the 0.064 kimg snapshot: a run with a smaller total, then the full call
-    part = train_gan(*data, tmp_path, dict(CFG, total_kimg=0.064), seed=3, device="cpu")
+    part = train_gan("stylegan2", *data, tmp_path, dict(CFG, total_kimg=0.064), seed=3, device="cpu")
     assert part["snapshots"] == ["snapshot-000000_032.pt", "snapshot-000000_064.pt"]
     mid = load_snapshot(tmp_path / "snapshot-000000_064.pt")
     assert mid["images_seen"] == 64 and mid["step"] == 8
     assert len(mid["G_opt"]["state"]) > 0  # optimiser state is in the snapshot
-    resumed = train_gan(*data, tmp_path, CFG, seed=3, device="cpu")
+    resumed = train_gan("stylegan2", *data, tmp_path, CFG, seed=3, device="cpu")
     assert resumed["snapshots"] == summary["snapshots"]
     for name in summary["snapshots"]:
         _assert_same_state(load_snapshot(out / name), load_snapshot(tmp_path / name))
@@ -121,13 +121,13 @@ def test_resume_after_lost_snapshots_truncates_metrics(straight, data, tmp_path)
     # crash scenario: the last two snapshots are gone but metrics.jsonl has their lines
     for name in summary["snapshots"][-2:]:
         (tmp_path / name).unlink()
-    train_gan(*data, tmp_path, CFG, seed=3, device="cpu")
+    train_gan("stylegan2", *data, tmp_path, CFG, seed=3, device="cpu")
     _assert_same_state(load_snapshot(out / summary["snapshots"][-1]),
                        load_snapshot(tmp_path / summary["snapshots"][-1]))
     assert _metrics(tmp_path / "metrics.jsonl") == _metrics(out / "metrics.jsonl")
     # finished: calling again changes nothing
     before = (tmp_path / "metrics.jsonl").read_text()
-    again = train_gan(*data, tmp_path, CFG, seed=3, device="cpu")
+    again = train_gan("stylegan2", *data, tmp_path, CFG, seed=3, device="cpu")
     assert again["kimg"] == pytest.approx(0.128)
     assert (tmp_path / "metrics.jsonl").read_text() == before
 
@@ -136,21 +136,21 @@ def test_resume_with_changed_config_is_refused(straight, data, tmp_path):
     out, summary = straight
     shutil.copy(out / summary["snapshots"][0], tmp_path / summary["snapshots"][0])
     with pytest.raises(InputError, match=r"gans\.stylegan2\.lr"):
-        train_gan(*data, tmp_path, dict(CFG, lr=0.01), seed=3, device="cpu")
+        train_gan("stylegan2", *data, tmp_path, dict(CFG, lr=0.01), seed=3, device="cpu")
     with pytest.raises(InputError, match="seed"):
-        train_gan(*data, tmp_path, CFG, seed=4, device="cpu")
+        train_gan("stylegan2", *data, tmp_path, CFG, seed=4, device="cpu")
 
 
 def test_bad_inputs(data, tmp_path):
     imgs, labels = data
     with pytest.raises(InputError, match=r"gans\.stylegan2\.foo"):
-        train_gan(imgs, labels, tmp_path, dict(CFG, foo=1), seed=0, device="cpu")
+        train_gan("stylegan2", imgs, labels, tmp_path, dict(CFG, foo=1), seed=0, device="cpu")
     with pytest.raises(InputError, match="uint8 N x 32 x 32 x 3"):
-        train_gan(imgs, labels, tmp_path, dict(CFG, resolution=32), seed=0, device="cpu")
+        train_gan("stylegan2", imgs, labels, tmp_path, dict(CFG, resolution=32), seed=0, device="cpu")
     with pytest.raises(InputError, match="labels"):
-        train_gan(imgs, labels[:-1], tmp_path, CFG, seed=0, device="cpu")
+        train_gan("stylegan2", imgs, labels[:-1], tmp_path, CFG, seed=0, device="cpu")
     with pytest.raises(InputError, match="resolution"):
-        train_gan(imgs, labels, tmp_path, dict(CFG, resolution=24), seed=0, device="cpu")
+        train_gan("stylegan2", imgs, labels, tmp_path, dict(CFG, resolution=24), seed=0, device="cpu")
     assert set(CFG) <= set(DEFAULTS)
 
 

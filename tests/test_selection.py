@@ -72,7 +72,7 @@ def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
 
     monkeypatch.setattr(gt, "load_generator", lambda path, device, ema=True: StubG(gt.snapshot_kimg(path)))
     monkeypatch.setattr(gt, "generate", fake_generate)
-    monkeypatch.setattr(gt, "sample_grid", lambda G, n, seed, device: np.zeros((32, 16 * n, 3), np.uint8))
+    monkeypatch.setattr(gt, "sample_grid", lambda G, n, seed, device, **kw: np.zeros((32, 16 * n, 3), np.uint8))
 
     class Tiny(torch.nn.Module):
         def __init__(self):

@@ -172,6 +172,7 @@ BAD_CONFIGS = [
     (["experiments", "anonymization", 0, "ratio"], "3/2:0", "experiments.anonymization[0].ratio"),
     (["classifier", "model"], "timm:no_such_net", "classifier.model"),
     (["datasets", "toy_clinic"], {"kind": "index", "path": "nowhere/index.csv"}, "datasets.toy_clinic.path"),
+    (["gans", "stylegan2", "channel_bsae"], 256, "gans.stylegan2.channel_bsae"),
 ]
 
 

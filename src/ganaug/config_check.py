@@ -69,7 +69,25 @@ def check_config(config: dict, workdir: Path | str = ".") -> dict:
         problems.append(str(e))
     if not experiments and not problems:
         problems.append("experiments: no experiment declared")
+    problems += _check_gans(config, experiments)
 
     if problems:
         raise ConfigError("\n  ".join([""] + problems))
     return experiments
+
+
+def _check_gans(config: dict, experiments: dict) -> list[str]:
+    """Every GAN the design uses is implemented and its settings resolve (unknown keys, bad values)."""
+    from ganaug.gans import GAN_NAMES, gan_module
+
+    used = set()
+    for e in experiments.values():
+        if e.gan is not None:
+            used |= set(GAN_NAMES) if e.gan == "all" else {e.gan}
+    problems = []
+    for gan in sorted(used):
+        try:
+            gan_module(gan).resolve_config(dict(config.get("gans", {}).get(gan) or {}))
+        except InputError as e:
+            problems.append(str(e) if str(e).startswith("gans.") else f"gans.{gan}: {e}")
+    return problems

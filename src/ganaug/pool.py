@@ -41,19 +41,41 @@ def generate_pool(
     device,
     truncation_psi: float = 1.0,
     batch_size: int = 256,
+    copies_per_mask: int = 1,
+    masks: np.ndarray | None = None,
+    mask_table: pd.DataFrame | None = None,
     log: logging.Logger | None = None,
 ) -> pd.DataFrame:
-    """Generate n_per_class images per class from the selected snapshot.
+    """Generate the pool of one GAN from its selected snapshot.
+
+    A class-conditional GAN (StyleGAN2, PGAN) draws n_per_class images of every class. A translation GAN
+    (pix2pixHD, SPADE) translates every training label map (`masks`, with their rows `mask_table`: image,
+    label) `copies_per_mask` times -- copy k from the k-th flip/rotation of the map -- and each synthetic
+    image takes the class of the real image whose map produced it (column `source_image`); n_per_class is not used.
 
     Shard k holds pool images [k*shard_size, (k+1)*shard_size) and is generated from its own seed, so a
     killed job resumes by skipping the shards already on disk (each written atomically).
     """
     from ganaug.gans.training import generate, load_generator
+    from ganaug.masks import dihedral
 
     log = log or log_default
     selected = json.loads(Path(selected_json).read_text())
     G = load_generator(selected["path"], device)
-    labels = pool_labels(n_per_class, G.num_classes)
+    source = None
+    if G.conditioning == "mask":
+        if masks is None or mask_table is None:
+            raise InputError(f"pool of '{gan}': a translation GAN needs the training label maps")
+        if len(masks) != len(mask_table):
+            raise InputError(f"pool of '{gan}': {len(masks)} label maps but {len(mask_table)} rows")
+        copies = int(copies_per_mask)
+        if copies < 1 or copies > 8:
+            raise InputError(f"pool.copies_per_mask: {copies_per_mask!r} must be in 1..8 (flips and rotations)")
+        labels = np.tile(mask_table["label"].to_numpy(np.int64), copies)
+        source = np.tile(mask_table["image"].astype(str).to_numpy(), copies)
+        log.info("%s: %d label maps x %d copies = %d pool images", gan, len(masks), copies, len(labels))
+    else:
+        labels = pool_labels(n_per_class, G.num_classes)
     shard_dir = Path(out_dir) / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
     n_shards = -(-len(labels) // shard_size)
@@ -64,15 +86,20 @@ def generate_pool(
         path = shard_dir / f"shard-{k:05d}.npy"
         existing = _shard_ok(path, hi - lo)
         if not existing:
+            maps = None
+            if source is not None:
+                copy, row = np.divmod(np.arange(lo, hi), len(masks))
+                maps = np.empty((hi - lo, *masks.shape[1:]), dtype=np.uint8)
+                for c in np.unique(copy):
+                    maps[copy == c] = dihedral(masks[row[copy == c]], int(c))
             images = generate(G, labels[lo:hi], seed_from(seed, "shard", k), device, batch_size=batch_size,
-                              truncation_psi=truncation_psi)
+                              truncation_psi=truncation_psi, masks=maps)
             save_npy(path, images)
-        rows.append(pd.DataFrame({
-            "image": [f"{path}#{i}" for i in range(hi - lo)],
-            "label": labels[lo:hi],
-            "shard": k,
-            "row": np.arange(hi - lo),
-        }))
+        part = {"image": [f"{path}#{i}" for i in range(hi - lo)], "label": labels[lo:hi], "shard": k,
+                "row": np.arange(hi - lo)}
+        if source is not None:
+            part["source_image"] = source[lo:hi]
+        rows.append(pd.DataFrame(part))
         progress.update(k + 1, images=0 if existing else hi - lo, resumed=int(existing))
     table = pd.concat(rows, ignore_index=True)
     table["gan"] = gan

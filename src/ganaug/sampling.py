@@ -123,7 +123,7 @@ def sample_pool(
         if n > len(pos):
             raise InputError(
                 f"sampling: {n} synthetic images of class {label} requested but the pool has only "
-                f"{len(pos)}; generate a larger pool (pool size per class) or ask for fewer"
+                f"{len(pos)}; generate a larger pool (pool.n_per_class; for pix2pixhd and spade pool.copies_per_mask) or ask for fewer"
             )
         if n == 0:
             continue

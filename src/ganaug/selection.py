@@ -37,14 +37,15 @@ FID_DEFAULTS = {"n_images": 2048, "tolerance": 0.3, "noise_seeds": 3, "grid_per_
 
 
 def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fid_cfg: dict, seed: int, device,
-                      out_selected, out_fid, out_grid, log=None, batch_size: int = 64) -> dict:
+                      out_selected, out_fid, out_grid, log=None, batch_size: int = 64, real_masks=None) -> dict:
     """FID (and KID) of every snapshot of a GAN run against the real training images; pick one with
     select_snapshot; measure the FID's seed-to-seed noise at the chosen snapshot; save a sample grid.
 
     Features: Inception when configured (fid.inception_weights / fid.inception_url), else the ancillary
     classifier at `ancillary_path` (see ganaug.fid.make_extractor); the metric name says which.
     `fid_cfg["n_images"]` real images (a seeded subset) are compared with as many generated images of the
-    same classes. Writes `out_fid` (CSV: snapshot, kimg, fid, kid, kid_std, metric, extractor, n_images),
+    same classes. A translation GAN (pix2pixHD, SPADE) needs `real_masks`, the label maps of the real images:
+    its generated images are translated from the label maps of the compared real images. Writes `out_fid` (CSV: snapshot, kimg, fid, kid, kid_std, metric, extractor, n_images),
     `out_selected` (JSON) and `out_grid` (PNG). Returns the selected.json content.
     """
     import logging
@@ -80,6 +81,9 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     idx = np.arange(len(real_images)) if n == len(real_images) else np.sort(
         rng.choice(len(real_images), n, replace=False))
     labels = real_labels[idx]
+    if real_masks is not None and len(real_masks) != len(real_images):
+        raise InputError(f"select_checkpoint: {len(real_images)} real images but {len(real_masks)} label maps")
+    masks = None if real_masks is None else np.asarray(real_masks[idx])
     feat_r = extractor.features(np.asarray(real_images[idx]), batch_size=batch_size, device=device)
     mu_r, sigma_r = feature_stats(feat_r)
     log.info("FID on %s features (%s), %d real and %d generated images per snapshot, %d snapshots",
@@ -89,7 +93,7 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
                     "upward; compare snapshots only with each other (KID is reported too)", n, feat_r.shape[1])
 
     def _score(G, fake_seed):
-        fake = gt.generate(G, labels, seed=fake_seed, device=device)
+        fake = gt.generate(G, labels, seed=fake_seed, device=device, masks=masks)
         feat_g = extractor.features(fake, batch_size=batch_size, device=device)
         mu_g, sigma_g = feature_stats(feat_g)
         k_mean, k_std = kid(feat_r, feat_g, n_subsets=10, subset_size=min(1000, n), seed=seed_from(seed, "kid"))
@@ -116,7 +120,8 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     for j in range(1, int(cfg["noise_seeds"])):
         noise.append(_score(G, seed_from(seed, "fake", j))[0])
     noise_std = float(np.std(noise, ddof=1)) if len(noise) > 1 else None
-    gt.save_png(out_grid, gt.sample_grid(G, int(cfg["grid_per_class"]), seed_from(seed, "grid"), device))
+    gt.save_png(out_grid, gt.sample_grid(G, int(cfg["grid_per_class"]), seed_from(seed, "grid"), device,
+                                         masks=masks, mask_labels=labels))
     selected = {
         "snapshot": chosen["snapshot"], "path": str(path), "kimg": float(kimg), "fid": float(fid),
         "kid": float(chosen["kid"]), "metric": extractor.metric, "extractor": extractor.name,
@@ -133,3 +138,30 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
                     "between close snapshots is within noise; consider more images (fid.n_images)",
                     noise_std, selected["tolerance"])
     return selected
+
+
+GAN_TABLE_COLUMNS = ["gan", "label", "trained_kimg", "training_hours", "snapshot", "kimg", "fid", "fid_seed_std",
+                     "kid", "metric", "extractor", "n_images", "best_kimg", "best_fid"]
+
+
+def gan_table(entries) -> "pd.DataFrame":
+    """The shape of the study's Table 4: one row per GAN with its training length, the selected snapshot,
+    its FID (with the seed-to-seed spread) and KID, and which features the metric used.
+
+    entries: (gan, selected.json dict, training.json dict) triples.
+    """
+    import pandas as pd
+
+    from .gans import ABBREVIATIONS
+
+    rows = []
+    for gan, sel, train in entries:
+        rows.append({
+            "gan": gan, "label": ABBREVIATIONS.get(gan, gan), "trained_kimg": float(train["kimg"]),
+            "training_hours": float(train.get("seconds", float("nan"))) / 3600,
+            "snapshot": sel["snapshot"], "kimg": sel["kimg"], "fid": sel["fid"],
+            "fid_seed_std": sel.get("fid_seed_std"), "kid": sel.get("kid"), "metric": sel["metric"],
+            "extractor": sel["extractor"], "n_images": sel["n_images"], "best_kimg": sel["best_kimg"],
+            "best_fid": sel["best_fid"],
+        })
+    return pd.DataFrame(rows, columns=GAN_TABLE_COLUMNS)

@@ -30,17 +30,9 @@ from pathlib import Path
 import numpy as np
 
 from .io import InputError, atomic_path, seed_from
+from .masks import LABELMAP as _LABELMAP
 
-LABELMAP = {
-    0: "padding",
-    1: "skin",
-    2: "lesion",
-    3: "pigment_network",
-    4: "negative_network",
-    5: "streaks",
-    6: "milia_like_cysts",
-    7: "globules",
-}
+LABELMAP = _LABELMAP  # the label values of ganaug.masks
 DOMAINS = ("dermoscopic", "clinical")
 BENIGN_DIAGNOSES = (
     "nevus",

@@ -51,6 +51,7 @@ rule report:
     input:
         "results/auc.csv",
         figure_files(),
+        gan_table_file(),
     output:
         html="results/report.html",
     params:

@@ -9,7 +9,7 @@ from snakemake.utils import validate
 # The library (src/ganaug) must be installed: `pip install -e .` (or the envs/ with --use-conda).
 import ganaug
 from ganaug.config_check import check_config, ConfigError
-from ganaug.gans import GAN_NAMES
+from ganaug.gans import CONDITIONING, GAN_NAMES
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -58,6 +58,44 @@ def cache_file(part, size):
     return f"results/data/cache/{part}_{size}px.npy"
 
 
+def mask_cache_files(part, size):
+    return {
+        "masks": f"results/data/cache/{part}_{size}px_masks.npy",
+        "mask_rows": f"results/data/cache/{part}_{size}px_masks.csv",
+    }
+
+
+def gan_data(wildcards):
+    """The real training data of a GAN: images at its resolution (+ label maps for a translation GAN)."""
+    size = GAN_SIZE.get(wildcards.gan, 256)
+    inputs = {"csv": "results/data/splits/train.csv", "images": cache_file("splits/train", size)}
+    if CONDITIONING[wildcards.gan] == "mask":
+        inputs.update(mask_cache_files("splits/train", size))
+    return inputs
+
+
+def gan_masks(wildcards):
+    """The training label maps a translation GAN's pool is generated from (none for the others)."""
+    if CONDITIONING[wildcards.gan] != "mask":
+        return {}
+    return mask_cache_files("splits/train", GAN_SIZE.get(wildcards.gan, 256))
+
+
+# library code of each GAN beyond the shared loop, for code_version
+GAN_CODE = {
+    "stylegan2": ("gans/stylegan2", "gans/layers", "gans/augment"),
+    "pgan": ("gans/pgan", "gans/layers"),
+    "pix2pixhd": ("gans/pix2pixhd", "gans/translation", "masks", "weights"),
+    "spade": ("gans/spade", "gans/translation", "masks", "weights"),
+}
+
+
+def gan_code(*modules):
+    """code_version of a GAN's own modules + the shared GAN code + `modules`, as a params function."""
+    shared = ("gans/__init__", "gans/training", "gans/snapshots")
+    return lambda w: code_version(*shared, *GAN_CODE[w.gan], *modules)
+
+
 def gans_used(experiment_id):
     gan = EXPERIMENTS[experiment_id].gan
     if gan is None:
@@ -67,6 +105,10 @@ def gans_used(experiment_id):
 
 def all_gans():
     return sorted({g for e in EXPERIMENTS for g in gans_used(e)})
+
+
+def gan_table_file():
+    return ["results/gan_fid.csv"] if all_gans() else []
 
 
 def testset_source(wildcards):

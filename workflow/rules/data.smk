@@ -139,3 +139,26 @@ rule cache_images:
         runtime=120,
     script:
         "../scripts/cache_images.py"
+
+
+rule cache_masks:
+    """Label maps of the images that have one (the translation GANs' input), resized once."""
+    input:
+        csv="results/data/{part}.csv",
+    output:
+        npy="results/data/cache/{part}_{size}px_masks.npy",
+        rows="results/data/cache/{part}_{size}px_masks.csv",
+    params:
+        code=code_version("masks"),
+    log:
+        "logs/data/cache_masks/{part}_{size}px.log",
+    benchmark:
+        "benchmarks/data/cache_masks/{part}_{size}px.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    script:
+        "../scripts/cache_masks.py"

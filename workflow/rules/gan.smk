@@ -1,17 +1,17 @@
-"""GANs: train (resumable, snapshots + metrics.jsonl) -> select the checkpoint by the study's FID rule."""
+"""GANs: train (resumable, snapshots + metrics.jsonl) -> select the checkpoint by the study's FID rule ->
+one table of the GANs (the study's Table 4)."""
 
 
 rule train_gan:
     input:
-        csv="results/data/splits/train.csv",
-        images=lambda w: cache_file("splits/train", GAN_SIZE.get(w.gan, 256)),
+        unpack(gan_data),
     output:
         summary="results/gans/{gan}/training.json",
     params:
         cfg=lambda w: config["gans"].get(w.gan, {}),
         seed=config["seed"],
         outdir=lambda w, output: os.path.dirname(output.summary),
-        code=code_version("gans"),
+        code=gan_code(),
     log:
         "logs/gans/train_gan/{gan}.log",
     benchmark:
@@ -32,9 +32,8 @@ rule train_gan:
 rule select_checkpoint:
     """FID of every snapshot against the real training images; the study's rule picks one."""
     input:
+        unpack(gan_data),
         summary="results/gans/{gan}/training.json",
-        csv="results/data/splits/train.csv",
-        images=lambda w: cache_file("splits/train", GAN_SIZE.get(w.gan, 256)),
         ancillary="results/ancillary/model.pt",
     output:
         selected="results/gans/{gan}/selected.json",
@@ -43,7 +42,7 @@ rule select_checkpoint:
     params:
         fid=config["fid"],
         seed=config["seed"],
-        code=code_version("gans", "fid", "selection", "weights", "classifier"),
+        code=gan_code("fid", "selection", "weights", "classifier"),
     log:
         "logs/gans/select_checkpoint/{gan}.log",
     benchmark:
@@ -57,3 +56,27 @@ rule select_checkpoint:
         gpu=1,
     script:
         "../scripts/select_checkpoint.py"
+
+
+rule gan_table:
+    """Training length, selected snapshot and FID of every GAN the design uses (the study's Table 4)."""
+    input:
+        selected=expand("results/gans/{gan}/selected.json", gan=all_gans()),
+        training=expand("results/gans/{gan}/training.json", gan=all_gans()),
+    output:
+        csv=report("results/gan_fid.csv", caption="../report/gan_fid.rst", category="GANs"),
+    params:
+        gans=all_gans(),
+        code=code_version("selection"),
+    log:
+        "logs/gans/gan_table.log",
+    benchmark:
+        "benchmarks/gans/gan_table.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/gan_table.py"

@@ -3,6 +3,7 @@
 
 rule generate_pool:
     input:
+        unpack(gan_masks),
         selected="results/gans/{gan}/selected.json",
     output:
         shards="results/pools/{gan}/shards.csv",
@@ -10,7 +11,7 @@ rule generate_pool:
         pool=config["pool"],
         seed=config["seed"],
         outdir=lambda w, output: os.path.dirname(output.shards),
-        code=code_version("gans", "pool"),
+        code=gan_code("pool"),
     log:
         "logs/pools/generate_pool/{gan}.log",
     benchmark:

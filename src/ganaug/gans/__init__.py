@@ -1,12 +1,21 @@
-"""GAN registry: the study's four generators, their label abbreviations, and which are implemented."""
+"""GAN registry: the study's four generators, their label abbreviations, and which are implemented.
+
+Each GAN lives in its own module (ganaug.gans.<name>) with the protocol described in
+ganaug.gans.training; `gan_module(name)` imports it on demand.
+"""
 
 from __future__ import annotations
+
+import importlib
+import importlib.util
 
 from ganaug.io import InputError
 
 GAN_NAMES = ("stylegan2", "pgan", "pix2pixhd", "spade")
 ABBREVIATIONS = {"stylegan2": "sgn", "pgan": "pgn", "pix2pixhd": "p2p", "spade": "spd", "all": "all"}
-IMPLEMENTED = {"stylegan2"}
+# what a GAN is conditioned on: a class label, or a label map (the class follows the map's real image)
+CONDITIONING = {"stylegan2": "class", "pgan": "class", "pix2pixhd": "mask", "spade": "mask"}
+IMPLEMENTED = {name for name in GAN_NAMES if importlib.util.find_spec(f"ganaug.gans.{name}") is not None}
 
 
 def require_implemented(name: str, key: str = "gan") -> str:
@@ -17,3 +26,16 @@ def require_implemented(name: str, key: str = "gan") -> str:
     if name in GAN_NAMES:
         raise InputError(f"{key}: GAN '{name}' is not implemented yet (implemented: {implemented})")
     raise InputError(f"{key}: unknown GAN '{name}' (known: {', '.join(GAN_NAMES)}; implemented: {implemented})")
+
+
+def gan_module(name: str):
+    """The module implementing GAN `name`."""
+    return importlib.import_module(f"ganaug.gans.{require_implemented(name)}")
+
+
+def gan_of_format(fmt) -> str | None:
+    """The GAN whose snapshots carry format string `fmt` ('ganaug-<name>-v1'), or None."""
+    if isinstance(fmt, str) and fmt.startswith("ganaug-") and fmt.endswith("-v1"):
+        name = fmt[len("ganaug-"):-len("-v1")]
+        return name if name in GAN_NAMES else None
+    return None

@@ -10,16 +10,30 @@ down, 1x1 down skip; branches summed times sqrt(0.5)); epilogue with minibatch-s
 channel), conv3x3, FC, output FC to cmap_dim; projection conditioning
 out = sum(x * cmap(c)) / sqrt(cmap_dim).
 Channels per resolution: min(channel_base // res, channel_max). Equalised lr everywhere.
+
+Training (`Trainer`, run by ganaug.gans.training.train_gan): non-saturating logistic loss for G and D;
+lazy R1 on reals (gamma/2 * |grad|^2, every `r1_interval` D steps, as a separate optimiser step with
+the loss scaled by the interval); optional lazy path-length regulariser (weight `pl_weight`, every
+`pl_interval` G steps, half batch); style mixing; Adam with the lazy-regularisation correction of lr
+and betas (c / (c + 1)); EMA of G with half-life `ema_kimg` (ramped up: ema_nimg <= cur_nimg *
+ema_rampup); optional ADA. A snapshot holds G, G_ema, D, both optimisers, images_seen, the step, all
+RNG states (device generator for z/noise/augmentation, CPU generator of the data order and the current
+permutation), ADA state and pl_mean.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
 
+from ganaug.io import InputError, seed_from
+
+from .augment import AdaController, augment
 from .layers import (
     EqualConv2d,
     EqualLinear,
@@ -30,6 +44,7 @@ from .layers import (
     normalize_2nd_moment,
     upsample2x,
 )
+from .snapshots import plain
 
 ARCH_KEYS = ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "num_classes")
 ARCH_DEFAULTS = dict(resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=4096,
@@ -202,6 +217,12 @@ class Generator(nn.Module):
     def forward(self, z, c, truncation_psi=1.0, noise_mode="random", generator=None):
         return self.synthesis(self.map(z, c, truncation_psi), noise_mode, generator)
 
+    conditioning = "class"
+
+    def sample(self, z, c, label_map=None, truncation_psi=1.0):
+        """Generation entry shared by the four GANs: constant noise inputs, so (z, c) fixes the image."""
+        return self(z, c, truncation_psi=truncation_psi, noise_mode="const")
+
 
 # ------------------------------------------------------------------------------------ discriminator
 
@@ -277,13 +298,264 @@ def count_params(m: nn.Module) -> int:
     return int(sum(p.numel() for p in m.parameters()))
 
 
-__all__ = [
-    "ARCH_KEYS",
-    "Discriminator",
-    "Generator",
-    "MappingNetwork",
-    "arch_config",
-    "build_networks",
-    "channels_at",
-    "count_params",
-]
+
+# ------------------------------------------------------------------------------------------ training
+
+DEFAULTS = dict(
+    resolution=32, z_dim=128, w_dim=128, mapping_layers=2, channel_base=4096, channel_max=64,
+    num_classes=None,          # None: max(label) + 1 (at least 2)
+    batch=16, lr=0.0025, betas=[0.0, 0.99],
+    r1_gamma=0.05, r1_interval=16,
+    pl_weight=0.0, pl_interval=4, pl_batch_shrink=2, pl_decay=0.01,
+    style_mixing=0.9,
+    ema_kimg=1.0, ema_rampup=0.05,
+    ada=True, ada_target=0.6, ada_kimg=20.0, ada_interval=4,
+    mirror=True,               # random x-flips of the reals (dataset mirroring)
+    total_kimg=12.0, snapshot_kimg=2.0,
+    num_threads=None,          # torch.set_num_threads (not part of the science)
+)
+# keys that may differ between a run and its resume
+RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads")
+FORMAT = "ganaug-stylegan2-v1"
+CONDITIONING = "class"
+CFG_KEY = "gans.stylegan2"
+
+
+def resolve_config(cfg: dict) -> dict:
+    """DEFAULTS updated by cfg; unknown keys and bad values raise InputError naming the key."""
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise InputError(f"{CFG_KEY}.{unknown[0]}: unknown key (known: {', '.join(sorted(DEFAULTS))})")
+    out = dict(DEFAULTS)
+    out.update(cfg)
+    out["betas"] = [float(b) for b in out["betas"]]
+    for k in ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "batch",
+              "r1_interval", "pl_interval", "pl_batch_shrink", "ada_interval"):
+        if int(out[k]) != out[k] or int(out[k]) < 1:
+            raise InputError(f"{CFG_KEY}.{k}: must be a positive integer, got {out[k]!r}")
+        out[k] = int(out[k])
+    for k in ("lr", "r1_gamma", "pl_weight", "pl_decay", "style_mixing", "ema_kimg", "ada_target",
+              "ada_kimg", "total_kimg", "snapshot_kimg"):
+        out[k] = float(out[k])
+        if out[k] < 0:
+            raise InputError(f"{CFG_KEY}.{k}: must be >= 0, got {out[k]}")
+    if out["snapshot_kimg"] <= 0 or out["total_kimg"] <= 0:
+        raise InputError(f"{CFG_KEY}.snapshot_kimg/total_kimg: must be > 0")
+    r = out["resolution"]
+    if r < 4 or r & (r - 1):
+        raise InputError(f"{CFG_KEY}.resolution: must be a power of two >= 4, got {r}")
+    if out["ema_rampup"] is not None:
+        out["ema_rampup"] = float(out["ema_rampup"])
+    out["ada"] = bool(out["ada"])
+    out["mirror"] = bool(out["mirror"])
+    return out
+
+
+class Trainer:
+    """One StyleGAN2 training run's state and step (the protocol of ganaug.gans.training)."""
+
+    def __init__(self, images, labels, masks, cfg, seed, device, log):
+        self.cfg = cfg
+        self.device = device
+        self.log = log
+        self.B = cfg["batch"]
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.N = len(images)
+        self.G, self.D = build_networks(cfg, seed=seed % (2 ** 31 - 2))
+        self.G.to(device).train()
+        self.D.to(device).train()
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.num_ws = self.G.num_ws
+        b0, b1 = cfg["betas"]
+
+        def opt(params, interval, lazy):
+            r = interval / (interval + 1) if lazy else 1.0
+            return torch.optim.Adam(params, lr=cfg["lr"] * r, betas=(b0 ** r, b1 ** r), eps=1e-8)
+
+        self.G_opt = opt(self.G.parameters(), cfg["pl_interval"], cfg["pl_weight"] > 0)
+        self.D_opt = opt(self.D.parameters(), cfg["r1_interval"], cfg["r1_gamma"] > 0)
+        self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, "stylegan2", "train"))
+        self.data_gen = torch.Generator().manual_seed(seed_from(seed, "stylegan2", "data"))
+        self.perm = torch.zeros(0, dtype=torch.int64)
+        self.ada = AdaController(cfg["ada_target"], cfg["ada_kimg"], cfg["ada_interval"]) if cfg["ada"] else None
+        self.pl_mean = torch.zeros([], device=device)
+        self.cur_nimg = 0
+        self.step = 0
+        self.seconds = 0.0
+        self.reset_stats()
+
+    # --------------------------------------------------------------------------------- bookkeeping
+    def reset_stats(self):
+        self.stats = {k: 0.0 for k in ("loss_G", "loss_D", "r1", "pl", "real_score", "fake_score")}
+        self.counts = {k: 0 for k in self.stats}
+
+    def add_stat(self, key, value: torch.Tensor):
+        self.stats[key] += float(value.detach().mean().item())
+        self.counts[key] += 1
+
+    def state_dict(self):
+        rng = dict(gen=self.gen.get_state(), data_gen=self.data_gen.get_state(),
+                   torch_cpu=torch.get_rng_state())
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return dict(
+            format=FORMAT, cfg=plain(self.cfg), arch=arch_config(self.cfg), num_classes=self.cfg["num_classes"],
+            G=self.G.state_dict(), G_ema=self.G_ema.state_dict(), D=self.D.state_dict(),
+            G_opt=self.G_opt.state_dict(), D_opt=self.D_opt.state_dict(),
+            images_seen=self.cur_nimg, kimg=self.cur_nimg / 1000, step=self.step, seconds=self.seconds,
+            ada=self.ada.state_dict() if self.ada else None, pl_mean=self.pl_mean.detach().cpu(),
+            rng=rng, data=dict(perm=self.perm.clone(), n=self.N),
+        )
+
+    def load_state_dict(self, s):
+        self.G.load_state_dict(s["G"])
+        self.G_ema.load_state_dict(s["G_ema"])
+        self.D.load_state_dict(s["D"])
+        self.G_opt.load_state_dict(s["G_opt"])
+        self.D_opt.load_state_dict(s["D_opt"])
+        self.cur_nimg, self.step, self.seconds = int(s["images_seen"]), int(s["step"]), float(s["seconds"])
+        if self.ada:
+            self.ada.load_state_dict(s["ada"])
+        self.pl_mean = s["pl_mean"].to(self.device)
+        self.gen.set_state(s["rng"]["gen"])
+        self.data_gen.set_state(s["rng"]["data_gen"])
+        self.perm = s["data"]["perm"].clone()
+        # the global RNGs are not used by training; restored anyway so a resumed process matches
+        torch.set_rng_state(s["rng"]["torch_cpu"])
+        if "cuda" in s["rng"] and torch.cuda.is_available() and len(s["rng"]["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+
+    # ------------------------------------------------------------------------------------ sampling
+    def real_batch(self):
+        B = self.B
+        while len(self.perm) < B:
+            self.perm = torch.cat([self.perm, torch.randperm(self.N, generator=self.data_gen)])
+        idx, self.perm = self.perm[:B], self.perm[B:]
+        flip = torch.rand(B, generator=self.data_gen) < 0.5
+        idx_d = idx.to(self.device)
+        x = self.images[idx_d].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if self.cfg["mirror"]:
+            x = torch.where(flip.to(self.device).reshape(B, 1, 1, 1), x.flip(3), x)
+        return x, self.labels[idx_d]
+
+    def fake_inputs(self, n):
+        z = torch.randn(n, self.cfg["z_dim"], device=self.device, generator=self.gen)
+        c = self.labels[torch.randint(0, self.N, (n,), device=self.device, generator=self.gen)]
+        return z, c
+
+    def run_G(self, z, c):
+        G = self.G
+        ws = G.map(z, c, update_w_avg=True)
+        # style mixing: from a random layer on, use the w of a second latent (same class)
+        z2 = torch.randn(z.shape, device=self.device, generator=self.gen)
+        cutoff = torch.randint(1, self.num_ws, (), device=self.device, generator=self.gen)
+        use = torch.rand((), device=self.device, generator=self.gen) < self.cfg["style_mixing"]
+        if self.cfg["style_mixing"] > 0:
+            cutoff = torch.where(use, cutoff, torch.full_like(cutoff, self.num_ws))
+            ws2 = G.map(z2, c)
+            mix = (torch.arange(self.num_ws, device=self.device) >= cutoff).reshape(1, -1, 1)
+            ws = torch.where(mix, ws2, ws)
+        img = G.synthesis(ws, noise_mode="random", generator=self.gen)
+        return img, ws
+
+    def run_D(self, img, c):
+        if self.ada is not None and self.ada.p > 0:
+            img = augment(img, self.ada.p, self.gen)
+        return self.D(img, c)
+
+    # ---------------------------------------------------------------------------------------- step
+    def train_step(self):
+        cfg, B = self.cfg, self.B
+        G, D = self.G, self.D
+        real, real_c = self.real_batch()
+
+        # G main: non-saturating logistic loss
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        self.G_opt.zero_grad(set_to_none=True)
+        z, c = self.fake_inputs(B)
+        img, _ = self.run_G(z, c)
+        logits = self.run_D(img, c)
+        loss_G = F.softplus(-logits).mean()
+        loss_G.backward()
+        self.G_opt.step()
+        self.add_stat("loss_G", loss_G)
+        self.add_stat("fake_score", logits)
+
+        # G reg: path-length, lazily
+        if cfg["pl_weight"] > 0 and self.step % cfg["pl_interval"] == 0:
+            self.G_opt.zero_grad(set_to_none=True)
+            n = max(B // cfg["pl_batch_shrink"], 1)
+            z, c = self.fake_inputs(n)
+            img, ws = self.run_G(z, c)
+            h, w = img.shape[2:]
+            pl_noise = torch.randn(img.shape, device=self.device, generator=self.gen) / math.sqrt(h * w)
+            (grads,) = torch.autograd.grad((img * pl_noise).sum(), ws, create_graph=True)
+            lengths = grads.square().sum(2).mean(1).sqrt()
+            pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg["pl_decay"])
+            self.pl_mean = pl_mean.detach()
+            penalty = (lengths - pl_mean).square()
+            (penalty.mean() * cfg["pl_weight"] * cfg["pl_interval"] + img[:, 0, 0, 0].sum() * 0).backward()
+            self.G_opt.step()
+            self.add_stat("pl", penalty)
+
+        # D main
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        self.D_opt.zero_grad(set_to_none=True)
+        z, c = self.fake_inputs(B)
+        with torch.no_grad():
+            img, _ = self.run_G(z, c)
+        fake_logits = self.run_D(img, c)
+        real_logits = self.run_D(real, real_c)
+        loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+        loss_D.backward()
+        self.D_opt.step()
+        self.add_stat("loss_D", loss_D)
+        self.add_stat("real_score", real_logits)
+        if self.ada is not None:
+            self.ada.accumulate(real_logits)
+
+        # D reg: R1 on reals, lazily
+        if cfg["r1_gamma"] > 0 and self.step % cfg["r1_interval"] == 0:
+            self.D_opt.zero_grad(set_to_none=True)
+            x = real.detach().requires_grad_(True)
+            logits = self.run_D(x, real_c)
+            (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+            penalty = grads.square().sum(dim=[1, 2, 3])
+            (penalty.mean() * (cfg["r1_gamma"] / 2) * cfg["r1_interval"] + logits.sum() * 0).backward()
+            self.D_opt.step()
+            self.add_stat("r1", penalty)
+
+        # G EMA
+        ema_nimg = cfg["ema_kimg"] * 1000
+        if cfg["ema_rampup"] is not None:
+            ema_nimg = min(ema_nimg, self.cur_nimg * cfg["ema_rampup"])
+        beta = 0.5 ** (B / max(ema_nimg, 1e-8))
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), G.parameters()):
+                p_ema.copy_(p.detach().lerp(p_ema, beta))
+            for b_ema, b in zip(self.G_ema.buffers(), G.buffers()):
+                b_ema.copy_(b)
+
+        self.cur_nimg += B
+        self.step += 1
+        if self.ada is not None:
+            self.ada.step(B)
+
+    def metrics(self):
+        out = {k: (self.stats[k] / self.counts[k] if self.counts[k] else None) for k in self.stats}
+        out["augment_p"] = self.ada.p if self.ada else 0.0
+        return out
+
+    def describe(self) -> str:
+        return (f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {'on' if self.ada else 'off'}")
+
+
+
+def build_generator(snapshot: dict, ema: bool = True) -> Generator:
+    """The generator of a snapshot dict (EMA weights by default)."""
+    G = Generator(**snapshot["arch"], seed=0)
+    G.load_state_dict(snapshot["G_ema" if ema else "G"])
+    return G

@@ -29,9 +29,7 @@ include: "workflow/rules/analysis.smk"
 rule all:
     default_target: True
     input:
-        "results/auc.csv",
-        figure_files(),
-        gan_table_file(),
+        analysis_files(),
 
 
 rule prepare_data:

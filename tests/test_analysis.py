@@ -209,3 +209,41 @@ def test_plot_all_every_application_and_test_set(tmp_path):
         for ext in ("png", "pdf")
     )
     assert all(p.exists() and p.stat().st_size > 0 for p in paths)
+
+
+def test_aggregate_auc_confidence_intervals(fake_runs):
+    preds, _ = fake_runs
+    auc = aggregate(preds, EXPERIMENTS)
+    assert (auc["auc_low"] < auc["auc"]).all() and (auc["auc"] < auc["auc_high"]).all()
+    assert ((auc["auc_se"] > 0.02) & (auc["auc_se"] < 0.2)).all()  # 40 test images: a wide interval
+
+
+def test_figure_marks_significant_differences():
+    exps = [("1x0", "baseline"), ("1x1-2", "gan"), ("1x1", "gan"), ("1x2", "amount")]
+    auc = _fake_auc(exps)
+    fig = draw_figure(auc, "augmentation", "isic19_test", [e for e, _ in exps], baseline="1x0",
+                      significance={"1x1-2": "better", "1x1": "", "1x2": "worse"})
+    marks = {t.get_gid(): t.get_text() for t in fig.axes[0].texts}
+    assert marks == {"significant-better": "\u25b2", "significant-worse": "\u25bc"}
+    plain = draw_figure(auc, "augmentation", "isic19_test", [e for e, _ in exps])
+    assert not plain.axes[0].texts
+
+
+def test_write_stats_tables(tmp_path, fake_runs):
+    from ganaug.stats import STATS_COLUMNS, write_stats
+
+    preds, _ = fake_runs
+    experiments = {e["id"]: dict(e, baselines={a: "1x0" for a in e["applications"]},
+                                 positions={a: i for a in e["applications"]}, groups={})
+                   for i, e in enumerate(EXPERIMENTS)}
+    aggregate(preds, EXPERIMENTS).to_csv(tmp_path / "auc.csv", index=False)
+    stats = write_stats(tmp_path / "auc.csv", experiments, tmp_path / "stats.csv", tmp_path / "tables",
+                        n_boot=200, seed=1)
+    assert list(pd.read_csv(tmp_path / "stats.csv").columns) == STATS_COLUMNS
+    assert len(stats) == len(aggregate(preds, EXPERIMENTS)) // 3  # one row per experiment and figure
+    for ext in ("csv", "md", "tex"):
+        assert (tmp_path / "tables" / f"augmentation_derm7pt.{ext}").stat().st_size > 0
+    md = (tmp_path / "tables" / "augmentation_isic19_test.md").read_text()
+    assert "1:1/2 sgn bst" in md and "(baseline)" in md
+    with pytest.raises(InputError, match="AUC table not found"):
+        write_stats(tmp_path / "none.csv", experiments, tmp_path / "s.csv", tmp_path / "t")

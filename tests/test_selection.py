@@ -104,3 +104,23 @@ def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
     with pytest.raises(InputError, match="no snapshot"):
         select_checkpoint(tmp_path / "empty", real, labels, None, {}, 1, "cpu", tmp_path / "a", tmp_path / "b",
                           tmp_path / "c")
+    # beyond FID: precision / recall / KID overall and per class at the chosen snapshot
+    assert [q["class"] for q in out["quality"]] == ["all", "0", "1"]
+    assert all(0 <= q["precision"] <= 1 and 0 <= q["recall"] <= 1 for q in out["quality"])
+
+
+def test_gan_table_has_table4_columns_and_per_class_quality():
+    from ganaug.selection import GAN_TABLE_COLUMNS, gan_table
+
+    sel = {"snapshot": "snapshot-000004.pt", "kimg": 4.0, "fid": 12.5, "fid_seed_std": 0.1, "kid": 0.01,
+           "metric": "fid_ancillary", "extractor": "ancillary:x", "n_images": 100, "best_kimg": 4.0,
+           "best_fid": 12.5,
+           "quality": [{"class": "all", "precision": 0.7, "recall": 0.4, "fid": 12.5, "kid": 0.01},
+                       {"class": "0", "precision": 0.8, "recall": 0.5, "fid": 13.0, "kid": 0.02},
+                       {"class": "1", "precision": 0.6, "recall": 0.3, "fid": None, "kid": 0.03}]}
+    table = gan_table([("pgan", sel, {"kimg": 8.0, "seconds": 7200})])
+    assert list(table.columns[:len(GAN_TABLE_COLUMNS)]) == GAN_TABLE_COLUMNS
+    row = table.iloc[0]
+    assert row["label"] == "pgn" and row["training_hours"] == 2 and row["trained_kimg"] == 8
+    assert (row["precision"], row["recall"]) == (0.7, 0.4)
+    assert row["recall_melanoma"] == 0.3 and row["fid_benign"] == 13.0 and row["kid_melanoma"] == 0.03

@@ -50,6 +50,9 @@ TINY = {
 }
 
 
+GANS_USED = ["stylegan2"]
+
+
 def write_config(workdir: Path, cfg: dict) -> None:
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
@@ -101,6 +104,41 @@ def test_every_public_output(study):
     assert (run / "model.pt").exists() and len(pd.read_csv(run / "history.csv")) >= 1
     preds = pd.read_csv(run / "predictions/indist.csv")
     assert {"image", "label", "prob"} <= set(preds.columns)
+    assert (auc["auc_low"] <= auc["auc"]).all() and (auc["auc"] <= auc["auc_high"]).all()
+
+
+def test_statistics_tables_and_gan_table(study):
+    r = study / "results"
+    stats = pd.read_csv(r / "stats.csv")
+    compared = stats[stats["experiment"] != stats["baseline"]]
+    # per test set: 1:1/2 vs 1:0; 1/2:0 vs 1:0 (what halving the real data costs); 1/2:1/2 vs 1/2:0
+    pairs = set(zip(compared["experiment"], compared["baseline"]))
+    assert pairs == {("1x1-2_sgn_div", "1x0"), ("1-2x0", "1x0"), ("1-2x1-2_sgn_wst", "1-2x0")}
+    assert len(compared) == 3 * 2
+    assert (compared["n_pairs"] == 2).all() and compared["p_value"].between(0, 1).all()
+    assert (compared["p_adjusted"] >= compared["p_value"]).all()
+    for app in ("augmentation", "anonymization"):
+        for ts in ("indist", "clinical"):
+            for ext in ("csv", "md", "tex"):
+                assert (r / f"tables/{app}_{ts}.{ext}").stat().st_size > 0
+    gans = pd.read_csv(r / "gan_fid.csv")
+    assert list(gans["gan"]) == sorted(GANS_USED)
+    assert gans["fid"].notna().all() and gans["precision"].between(0, 1).all()
+    assert {"recall_benign", "recall_melanoma"} <= set(gans.columns)
+
+
+def test_memorization_audit(study):
+    r = study / "results/audit"
+    summary = pd.read_csv(r / "summary.csv")
+    assert set(summary["gan"]) == set(GANS_USED)
+    assert set(summary["measure"]) == {"phash_distance", "cosine"}
+    for gan in GANS_USED:
+        nearest = pd.read_csv(r / gan / "nearest.csv")
+        used = pd.concat([pd.read_csv(f) for f in (study / "results/samples").glob("*.csv")])
+        assert len(nearest) == used.loc[used["gan"] == gan, "image"].nunique()
+        assert nearest["hash_dist"].between(0, 64).all() and nearest["cos_sim"].between(-1, 1 + 1e-6).all()
+        for grid in ("closest_phash.png", "closest_features.png"):
+            assert (r / gan / grid).stat().st_size > 0
 
 
 def test_replicates_pair_real_subsets(study):

@@ -17,7 +17,8 @@ import pandas as pd
 
 from ganaug.io import InputError, atomic_path
 
-AUC_COLUMNS = ["experiment", "label", "group", "application", "replicate", "test_set", "auc"]
+AUC_COLUMNS = ["experiment", "label", "group", "application", "replicate", "test_set", "auc", "auc_low",
+               "auc_high", "auc_se"]
 PREDICTION_COLUMNS = ("image", "label", "prob")
 
 # Two light colours alternating between consecutive groups (light blue / light orange), and the
@@ -113,11 +114,13 @@ def aggregate(predictions: Iterable[tuple], experiments: Iterable) -> pd.DataFra
     a single `application` is accepted too); an optional `groups` mapping {application: group}
     overrides `group` per application.
 
-    Returns a DataFrame with columns experiment, label, group, application, replicate, test_set, auc:
-    one row per (prediction file, application the experiment belongs to), ordered by application
+    Returns a DataFrame with columns experiment, label, group, application, replicate, test_set, auc and
+    the 95% DeLong confidence interval of that AUC (auc_low, auc_high; logit scale) with its standard
+    error auc_se, i.e. the test-set sampling noise of one run: one row per (prediction file, application the experiment belongs to), ordered by application
     (first appearance), experiment (config order), test set (first appearance), replicate.
     """
-    from ganaug.metrics import roc_auc  # H4; imported lazily
+    from ganaug.metrics import roc_auc
+    from ganaug.stats import auc_ci
 
     table = _experiment_table(experiments)
     exp_rank = {e: i for i, e in enumerate(table)}
@@ -149,6 +152,7 @@ def aggregate(predictions: Iterable[tuple], experiments: Iterable) -> pd.DataFra
         df = read_predictions(csv_path)
         try:
             auc = float(roc_auc(df["label"].to_numpy(), df["prob"].to_numpy()))
+            _, low, high, se = auc_ci(df["label"].to_numpy(), df["prob"].to_numpy())
         except InputError as e:
             raise InputError(f"{csv_path}: cannot compute AUC: {e}") from e
         info = table[exp_id]
@@ -162,6 +166,9 @@ def aggregate(predictions: Iterable[tuple], experiments: Iterable) -> pd.DataFra
                     "replicate": replicate,
                     "test_set": test_set,
                     "auc": auc,
+                    "auc_low": low,
+                    "auc_high": high,
+                    "auc_se": se,
                 }
             )
     out = pd.DataFrame(rows, columns=AUC_COLUMNS)
@@ -226,12 +233,14 @@ def _select(auc: pd.DataFrame, application: str, test_set: str, order: Sequence[
 
 
 def draw_figure(auc: pd.DataFrame, application: str, test_set: str, order: Sequence[str] | None = None,
-                baseline: str | None = None):
+                baseline: str | None = None, significance: Mapping[str, str] | None = None):
     """Build (but do not save) the Figure-2-style figure; returns the matplotlib Figure.
 
     order: experiment ids top to bottom (default: order of appearance in `auc`). Experiments of the
     AUC table not in `order` are left out. baseline: optional experiment id whose mean AUC is drawn as
-    a dotted vertical reference line.
+    a dotted vertical reference line. significance: experiment id -> 'better' | 'worse' for experiments
+    whose Holm-adjusted paired difference to their baseline is significant; marked at the right edge
+    with a triangle pointing up (better) or down (worse).
     """
     # A bare Figure with an Agg canvas: no pyplot, no global state, never opens a window.
     from matplotlib.backends.backend_agg import FigureCanvasAgg
@@ -279,6 +288,14 @@ def draw_figure(auc: pd.DataFrame, application: str, test_set: str, order: Seque
         ax.scatter(v, y + jitter, s=14, color=GROUP_EDGE_COLOURS[c], alpha=0.75, linewidths=0, zorder=3)
         ax.scatter([v.mean()], [y], s=28, color=MEAN_COLOUR, edgecolors="white", linewidths=0.5, zorder=4)
 
+    marks = {e: d for e, d in (significance or {}).items() if d in ("better", "worse")}
+    for y, e in zip(ypos, order):
+        if e in marks:
+            better = marks[e] == "better"
+            ax.annotate("\u25b2" if better else "\u25bc", xy=(1.0, y), xycoords=("axes fraction", "data"),
+                        xytext=(4, 0), textcoords="offset points", va="center", ha="left", fontsize=8,
+                        color="#1a7f37" if better else "#b42318", gid=f"significant-{marks[e]}")
+
     if baseline is not None:
         base = sub.loc[sub["experiment"] == str(baseline), "auc"]
         if base.empty:
@@ -310,12 +327,13 @@ def _save(fig, path, fmt: str) -> None:
 
 
 def plot_figure(auc: pd.DataFrame, application: str, test_set: str, order: Sequence[str] | None,
-                out_png, out_pdf=None, baseline: str | None = None) -> dict:
+                out_png, out_pdf=None, baseline: str | None = None,
+                significance: Mapping[str, str] | None = None) -> dict:
     """Draw the Figure-2-style plot for one application and test set; write PNG (and PDF) atomically.
 
     Returns {"png": Path, "pdf": Path | None, "colours": {experiment id: colour index 0/1}}.
     """
-    fig = draw_figure(auc, application, test_set, order, baseline=baseline)
+    fig = draw_figure(auc, application, test_set, order, baseline=baseline, significance=significance)
     _save(fig, out_png, "png")
     if out_pdf is not None:
         _save(fig, out_pdf, "pdf")
@@ -329,12 +347,14 @@ def plot_figure(auc: pd.DataFrame, application: str, test_set: str, order: Seque
 
 
 def plot_all(auc_df: pd.DataFrame, experiments_order: Mapping[str, Sequence[str]], out_dir,
-             baselines: Mapping[str, str] | None = None) -> list[Path]:
+             baselines: Mapping[str, str] | None = None, stats: pd.DataFrame | None = None) -> list[Path]:
     """Write {out_dir}/{application}_{test_set}.png and .pdf for every application in
     `experiments_order` and every test set present for it in `auc_df`; return the paths written.
 
     experiments_order: application -> experiment ids top to bottom (ids without AUC rows for a test set
     raise InputError). baselines: optional application -> baseline experiment id (dotted line).
+    stats: optional paired-statistics table (ganaug.stats.paired_stats); its significant differences
+    are marked on the figures.
     """
     out_dir = Path(out_dir)
     paths: list[Path] = []
@@ -346,7 +366,11 @@ def plot_all(auc_df: pd.DataFrame, experiments_order: Mapping[str, Sequence[str]
             stem = f"{app}_{test_set}"
             png, pdf = out_dir / f"{stem}.png", out_dir / f"{stem}.pdf"
             base = None if baselines is None else baselines.get(app)
-            plot_figure(auc_df, app, test_set, order, png, pdf, baseline=base)
+            marks = None
+            if stats is not None:
+                fig = stats[(stats["application"] == app) & (stats["test_set"] == test_set)]
+                marks = dict(zip(fig["experiment"], fig["direction"].fillna("")))
+            plot_figure(auc_df, app, test_set, order, png, pdf, baseline=base, significance=marks)
             paths += [png, pdf]
     return paths
 

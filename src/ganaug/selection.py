@@ -54,6 +54,7 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     import pandas as pd
 
     from .fid import feature_stats, frechet_distance, kid, make_extractor
+    from .quality import quality_per_class
     from .gans import training as gt
     from .io import seed_from, write_csv, write_json
     from .progress import Progress
@@ -92,9 +93,12 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
         log.warning("FID with %d images < feature dimension %d: covariances are singular and FID is biased "
                     "upward; compare snapshots only with each other (KID is reported too)", n, feat_r.shape[1])
 
-    def _score(G, fake_seed):
+    def _features(G, fake_seed):
         fake = gt.generate(G, labels, seed=fake_seed, device=device, masks=masks)
-        feat_g = extractor.features(fake, batch_size=batch_size, device=device)
+        return extractor.features(fake, batch_size=batch_size, device=device)
+
+    def _score(G, fake_seed):
+        feat_g = _features(G, fake_seed)
         mu_g, sigma_g = feature_stats(feat_g)
         k_mean, k_std = kid(feat_r, feat_g, n_subsets=10, subset_size=min(1000, n), seed=seed_from(seed, "kid"))
         return frechet_distance(mu_r, sigma_r, mu_g, sigma_g), k_mean, k_std
@@ -120,6 +124,10 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     for j in range(1, int(cfg["noise_seeds"])):
         noise.append(_score(G, seed_from(seed, "fake", j))[0])
     noise_std = float(np.std(noise, ddof=1)) if len(noise) > 1 else None
+    # beyond FID: k-NN precision / recall, KID and FID, overall and per class, at the chosen snapshot
+    quality = quality_per_class(feat_r, labels, _features(G, fake_seed0), labels, k=3, kid_subsets=10,
+                                kid_subset_size=min(1000, n), seed=seed_from(seed, "kid"),
+                                fid_min_n=feat_r.shape[1])
     gt.save_png(out_grid, gt.sample_grid(G, int(cfg["grid_per_class"]), seed_from(seed, "grid"), device,
                                          masks=masks, mask_labels=labels))
     selected = {
@@ -127,7 +135,7 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
         "kid": float(chosen["kid"]), "metric": extractor.metric, "extractor": extractor.name,
         "tolerance": float(cfg["tolerance"]), "n_images": n,
         "best_snapshot": best["snapshot"], "best_kimg": float(best["kimg"]), "best_fid": float(best["fid"]),
-        "fid_seed_values": [float(v) for v in noise], "fid_seed_std": noise_std,
+        "fid_seed_values": [float(v) for v in noise], "fid_seed_std": noise_std, "quality": quality,
     }
     write_json(out_selected, selected)
     log.info("selected %s (kimg %g, %s %.3f; lowest %.3f at kimg %g; tolerance %g; seed-to-seed FID std %s)",
@@ -141,12 +149,15 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
 
 
 GAN_TABLE_COLUMNS = ["gan", "label", "trained_kimg", "training_hours", "snapshot", "kimg", "fid", "fid_seed_std",
-                     "kid", "metric", "extractor", "n_images", "best_kimg", "best_fid"]
+                     "kid", "precision", "recall", "metric", "extractor", "n_images", "best_kimg", "best_fid"]
+CLASS_NAMES = {"0": "benign", "1": "melanoma"}
 
 
 def gan_table(entries) -> "pd.DataFrame":
     """The shape of the study's Table 4: one row per GAN with its training length, the selected snapshot,
-    its FID (with the seed-to-seed spread) and KID, and which features the metric used.
+    its FID (with the seed-to-seed spread) and KID, and which features the metric used; beyond the study,
+    k-NN precision and recall (Kynkaanniemi et al. 2019, k = 3) overall, and FID, KID, precision and
+    recall per class (columns fid_benign, recall_melanoma, ...).
 
     entries: (gan, selected.json dict, training.json dict) triples.
     """
@@ -164,4 +175,13 @@ def gan_table(entries) -> "pd.DataFrame":
             "extractor": sel["extractor"], "n_images": sel["n_images"], "best_kimg": sel["best_kimg"],
             "best_fid": sel["best_fid"],
         })
-    return pd.DataFrame(rows, columns=GAN_TABLE_COLUMNS)
+        for q in sel.get("quality", []):
+            if q["class"] == "all":
+                rows[-1].update(precision=q["precision"], recall=q["recall"])
+                continue
+            name = CLASS_NAMES.get(q["class"], f"class{q['class']}")
+            for key in ("fid", "kid", "precision", "recall"):
+                rows[-1][f"{key}_{name}"] = q[key]
+    table = pd.DataFrame(rows)
+    extra = [c for c in table.columns if c not in GAN_TABLE_COLUMNS]
+    return table.reindex(columns=GAN_TABLE_COLUMNS + extra)

@@ -1,4 +1,5 @@
-"""Analysis: tidy AUC table -> Figure-2-style box plots per application and test set."""
+"""Analysis: tidy AUC table -> paired statistics vs baselines -> Figure-2-style box plots per application and
+test set; memorization audit per GAN."""
 
 
 rule aggregate:
@@ -9,7 +10,7 @@ rule aggregate:
     params:
         experiments=[EXPERIMENTS[e].to_dict() for e in EXPERIMENT_IDS],
         runs=[(e, r, t) for e in EXPERIMENT_IDS for r in REPLICATES for t in TESTSETS],
-        code=code_version("analysis", "metrics"),
+        code=code_version("analysis", "metrics", "stats"),
     log:
         "logs/analysis/aggregate.log",
     benchmark:
@@ -24,9 +25,40 @@ rule aggregate:
         "../scripts/aggregate.py"
 
 
+rule stats:
+    """Every experiment against its baseline, paired by replicate: difference, bootstrap CI, Wilcoxon, Holm."""
+    input:
+        auc="results/auc.csv",
+    output:
+        stats=report("results/stats.csv", caption="../report/stats.rst", category="Results"),
+        tables=[
+            report(f, caption="../report/tables.rst", category="Tables")
+            for f in table_files()
+        ],
+    params:
+        experiments=[EXPERIMENTS[e].to_dict() for e in EXPERIMENT_IDS],
+        cfg=config["stats"],
+        seed=config["seed"],
+        tables_dir=lambda w, output: os.path.dirname(output.tables[0]),
+        code=code_version("stats"),
+    log:
+        "logs/analysis/stats.log",
+    benchmark:
+        "benchmarks/analysis/stats.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/stats.py"
+
+
 rule plot_figures:
     input:
         auc="results/auc.csv",
+        stats="results/stats.csv",
     output:
         figures=[report(f, caption="../report/figures.rst", category="Figures") for f in figure_files()],
     params:
@@ -46,12 +78,66 @@ rule plot_figures:
         "../scripts/figures.py"
 
 
+rule audit:
+    """Memorization audit: each synthetic training image of a GAN against its nearest real training image."""
+    input:
+        samples=samples_using_gan,
+        csv="results/data/splits/train.csv",
+        images_gan=lambda w: cache_file("splits/train", GAN_SIZE.get(w.gan, 256)),
+        images_cls=cache_file("splits/train", CLS_SIZE),
+        ancillary="results/ancillary/model.pt",
+    output:
+        nearest="results/audit/{gan}/nearest.csv",
+        summary="results/audit/{gan}/summary.json",
+        grid_phash=report("results/audit/{gan}/closest_phash.png", caption="../report/audit_grid.rst", category="Audit"),
+        grid_features=report(
+            "results/audit/{gan}/closest_features.png", caption="../report/audit_grid.rst", category="Audit"
+        ),
+    params:
+        cfg=config["audit"],
+        cls_size=CLS_SIZE,
+        outdir=lambda w, output: os.path.dirname(output.summary),
+        code=code_version("audit", "phash", "cache", "classifier"),
+    log:
+        "logs/analysis/audit/{gan}.log",
+    benchmark:
+        "benchmarks/analysis/audit/{gan}.tsv"
+    conda:
+        "../../envs/classifier.yaml"
+    threads: 1
+    resources:
+        mem_mb=8000,
+        runtime=60,
+        gpu=1,
+    script:
+        "../scripts/audit.py"
+
+
+rule audit_table:
+    input:
+        summaries=expand("results/audit/{gan}/summary.json", gan=all_gans()),
+    output:
+        csv=report("results/audit/summary.csv", caption="../report/audit.rst", category="Audit"),
+    params:
+        code=code_version("audit"),
+    log:
+        "logs/analysis/audit_table.log",
+    benchmark:
+        "benchmarks/analysis/audit_table.tsv"
+    conda:
+        "../../envs/analysis.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    script:
+        "../scripts/audit_table.py"
+
+
 rule report:
     """The Snakemake HTML report of this study (figures, AUC table, GAN sample grids, run statistics)."""
     input:
-        "results/auc.csv",
-        figure_files(),
-        gan_table_file(),
+        analysis_files(),
     output:
         html="results/report.html",
     params:

@@ -111,6 +111,18 @@ def gan_table_file():
     return ["results/gan_fid.csv"] if all_gans() else []
 
 
+def samples_using_gan(wildcards):
+    return [f"results/samples/{e}.csv" for e in EXPERIMENT_IDS if wildcards.gan in gans_used(e)]
+
+
+def analysis_files():
+    """Everything the study reports: AUCs, paired statistics and tables, figures, GAN table, audit."""
+    files = ["results/auc.csv", "results/stats.csv", *table_files(), *figure_files()]
+    if all_gans():
+        files += ["results/gan_fid.csv", "results/audit/summary.csv"]
+    return files
+
+
 def testset_source(wildcards):
     spec = config["testsets"][wildcards.test_set]
     if "split" in spec:
@@ -147,6 +159,12 @@ def run_outputs(files):
 def prediction_files():
     return [
         f"results/runs/{e}/rep{r}/predictions/{t}.csv" for e in EXPERIMENT_IDS for r in REPLICATES for t in TESTSETS
+    ]
+
+
+def table_files():
+    return [
+        f"results/tables/{app}_{t}.{ext}" for app in APPLICATIONS for t in TESTSETS for ext in ("csv", "md", "tex")
     ]
 
 

@@ -1,4 +1,4 @@
-"""Figure-2-style box plots per application and test set."""
+"""Figure-2-style box plots per application and test set, significant differences marked."""
 
 import os
 
@@ -9,5 +9,6 @@ from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)
-paths = plot_all(pd.read_csv(sm.input.auc), dict(sm.params.order), os.path.dirname(sm.output.figures[0]))
+paths = plot_all(pd.read_csv(sm.input.auc), dict(sm.params.order), os.path.dirname(sm.output.figures[0]),
+                 stats=pd.read_csv(sm.input.stats, keep_default_na=False, na_values=[""]))
 log.info("%d figure files", len(paths))

@@ -1,0 +1,448 @@
+"""Class-conditional Progressive GAN (Karras et al. 2018) with an auxiliary-classifier head, plain PyTorch.
+
+Levels: level k works at 4 * 2**k px (level 0 = 4x4, the last level = `resolution`). Channels per
+resolution min(channel_base // res, channel_max). Equalised lr everywhere (ganaug.gans.layers: weights
+~ N(0, 1) scaled at run time by 1/sqrt(fan_in); leaky ReLU 0.2 with gain sqrt 2).
+
+Generator: [z, one_hot(c)] concatenated and pixel-normalised; 4x4: dense -> 4x4 x C, conv3x3; each
+further level: nearest 2x upsample, two conv3x3; leaky ReLU and pixelnorm after every conv; a linear 1x1
+ToRGB per level (linear output, no tanh, as the original). Fade-in into level k with alpha in [0, 1]:
+image = lerp(upsample_nearest(ToRGB_{k-1}(x_{k-1})), ToRGB_k(x_k), alpha).
+Discriminator mirrors it: FromRGB 1x1 at the current level; per level two conv3x3 and 2x average
+pooling; fade-in: x = lerp(FromRGB_{k-1}(avgpool(img)), block_k(FromRGB_k(img)), alpha); at 4x4
+minibatch-stddev (group 4, one channel), conv3x3, dense, and a dense output of 1 + num_classes logits
+(Wasserstein score, class logits). D takes no label.
+
+Training (`Trainer`): WGAN-GP, D loss = D(fake) - D(real) + gp_lambda (|grad D(x_hat)| - 1)^2 + drift
+D(real)^2 + ac_weight [CE(real logits, real labels) + CE(fake logits, fake labels)]; G loss = -D(fake) +
+ac_weight CE(fake logits, fake labels) (the real-label CE is the same in both losses but has no gradient
+w.r.t. G); one D step then one G step per batch; fake labels drawn from the training labels. Adam (lr
+0.001, betas (0, 0.99), eps 1e-8), re-created (state reset) whenever the level changes; G EMA with a
+fixed beta (0.999) per step.
+Schedule (`schedule`, a pure function of the image count): stable phase of `stable_kimg` at
+start_resolution; then per higher resolution a transition of `transition_kimg` (alpha 0 -> 1, the level
+is already the new one) and a stable phase of `stable_kimg`; after the last level training continues at
+full resolution. Reals are average-pooled to the level's resolution and during a fade-in blended with
+their 2x-pooled + nearest-upsampled version: lerp(up(pool(x)), x, alpha), as the original.
+A snapshot stores the level and the alpha of its last step; `build_generator` restores them, and
+Generator.sample() generates at that level and upsamples (nearest) to the full resolution; PGAN has no
+truncation trick, so truncation_psi != 1 raises InputError.
+"""
+
+from __future__ import annotations
+
+import copy
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ganaug.io import InputError, seed_from
+
+from .layers import EqualConv2d, EqualLinear, MinibatchStd, normalize_2nd_moment
+from .snapshots import plain
+
+FORMAT = "ganaug-pgan-v1"
+CONDITIONING = "class"
+CFG_KEY = "gans.pgan"
+DEFAULTS = dict(
+    resolution=32, start_resolution=4, z_dim=128, channel_base=2048, channel_max=64,
+    num_classes=None,          # None: max(label) + 1 (at least 2), set by the training loop
+    batch=16, lr=0.001, betas=[0.0, 0.99],
+    gp_lambda=10.0, drift=0.001, ac_weight=1.0, ema_beta=0.999, mbstd_group=4,
+    stable_kimg=1.0, transition_kimg=1.0,   # per resolution (the first level only has a stable phase)
+    mirror=True,               # random x-flips of the reals
+    total_kimg=12.0, snapshot_kimg=2.0,
+    num_threads=None,          # torch.set_num_threads (not part of the science)
+)
+RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads")
+ARCH_KEYS = ("resolution", "z_dim", "channel_base", "channel_max", "num_classes")
+
+
+def channels_at(res: int, channel_base: int, channel_max: int) -> int:
+    return int(min(channel_base // res, channel_max))
+
+
+def level_of(res: int) -> int:
+    """Level of a resolution (4 px -> 0)."""
+    return int(math.log2(res)) - 2
+
+
+def schedule(cur_nimg: int, cfg: dict) -> tuple[int, float]:
+    """(level, alpha) of the step that starts at `cur_nimg` images: stable at start_resolution, then per
+    higher resolution transition (alpha 0 -> 1) + stable; full resolution (alpha 1) afterwards.
+    Phase lengths are whole images (round(kimg * 1000)), so the boundaries are exact."""
+    first, last = level_of(cfg["start_resolution"]), level_of(cfg["resolution"])
+    S, T = round(float(cfg["stable_kimg"]) * 1000), round(float(cfg["transition_kimg"]) * 1000)
+    n = int(cur_nimg)
+    if first == last or S + T <= 0:
+        return last, 1.0
+    if n < S:
+        return first, 1.0
+    done, t = divmod(n - S, S + T)  # completed (transition + stable) phases, images into the next
+    if done >= last - first:
+        return last, 1.0
+    return first + done + 1, (min(t / T, 1.0) if T > 0 else 1.0)
+
+
+def upsample_nearest(x: torch.Tensor, factor: int = 2) -> torch.Tensor:
+    return x if factor == 1 else F.interpolate(x, scale_factor=factor, mode="nearest")
+
+
+def process_reals(x: torch.Tensor, level: int, alpha: float) -> torch.Tensor:
+    """Reals at full resolution -> the level's resolution, blended during a fade-in (see module doc)."""
+    res = 4 * 2 ** level
+    if x.shape[-1] > res:
+        x = F.avg_pool2d(x, x.shape[-1] // res)
+    if alpha < 1:
+        x = torch.lerp(upsample_nearest(F.avg_pool2d(x, 2)), x, alpha)
+    return x
+
+
+# ------------------------------------------------------------------------------------------ networks
+
+
+class GBlock(nn.Module):
+    """Nearest 2x upsample, then two conv3x3 + leaky ReLU + pixelnorm."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv0 = EqualConv2d(cin, cout, 3, activation="lrelu")
+        self.conv1 = EqualConv2d(cout, cout, 3, activation="lrelu")
+
+    def forward(self, x):
+        x = normalize_2nd_moment(self.conv0(upsample_nearest(x)))
+        return normalize_2nd_moment(self.conv1(x))
+
+
+class Generator(nn.Module):
+    """G(z, c, level, alpha) -> NCHW image at 4 * 2**level px (linear output, about [-1, 1])."""
+
+    conditioning = "class"
+
+    def __init__(self, resolution=32, z_dim=128, channel_base=2048, channel_max=64, num_classes=2,
+                 seed: int | None = 0):
+        super().__init__()
+        self.resolution, self.z_dim, self.num_classes = int(resolution), int(z_dim), int(num_classes)
+        self.max_level = level_of(self.resolution)
+        self.level, self.alpha = self.max_level, 1.0  # what sample() generates at
+        ch = [channels_at(4 * 2 ** k, channel_base, channel_max) for k in range(self.max_level + 1)]
+        self.c4 = ch[0]
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.dense = EqualLinear(self.z_dim + self.num_classes, ch[0] * 16, activation="lrelu")
+            self.conv4 = EqualConv2d(ch[0], ch[0], 3, activation="lrelu")
+            self.blocks = nn.ModuleList(GBlock(ch[k - 1], ch[k]) for k in range(1, self.max_level + 1))
+            self.torgb = nn.ModuleList(EqualConv2d(c, 3, 1) for c in ch)
+
+    def forward(self, z, c, level=None, alpha=1.0):
+        level = self.max_level if level is None else int(level)
+        x = normalize_2nd_moment(torch.cat([z, F.one_hot(c.long(), self.num_classes).to(z.dtype)], dim=1))
+        x = normalize_2nd_moment(self.dense(x).reshape(-1, self.c4, 4, 4))
+        x = normalize_2nd_moment(self.conv4(x))
+        prev = x
+        for k in range(1, level + 1):
+            prev, x = x, self.blocks[k - 1](x)
+        img = self.torgb[level](x)
+        if alpha < 1 and level > 0:
+            img = torch.lerp(upsample_nearest(self.torgb[level - 1](prev)), img, alpha)
+        return img
+
+    def sample(self, z, c, label_map=None, truncation_psi=1.0):
+        """At the stored level/alpha, nearest-upsampled to resolution x resolution."""
+        if truncation_psi != 1:
+            raise InputError("gans.pgan: PGAN has no truncation trick (it has no mapping network); "
+                             "use truncation_psi = 1")
+        img = self(z, c, self.level, self.alpha)
+        return upsample_nearest(img, self.resolution // img.shape[-1])
+
+
+class DBlock(nn.Module):
+    """Two conv3x3 + leaky ReLU, then 2x average pooling."""
+
+    def __init__(self, cin, cout):
+        super().__init__()
+        self.conv0 = EqualConv2d(cin, cin, 3, activation="lrelu")
+        self.conv1 = EqualConv2d(cin, cout, 3, activation="lrelu")
+
+    def forward(self, x):
+        return F.avg_pool2d(self.conv1(self.conv0(x)), 2)
+
+
+class Discriminator(nn.Module):
+    """D(img, alpha) -> [N, 1 + num_classes]: Wasserstein score, then class logits. The level is the
+    input's size (4 * 2**level px)."""
+
+    def __init__(self, resolution=32, channel_base=2048, channel_max=64, num_classes=2, mbstd_group=4,
+                 seed: int | None = 1):
+        super().__init__()
+        self.resolution, self.num_classes = int(resolution), int(num_classes)
+        self.max_level = level_of(self.resolution)
+        ch = [channels_at(4 * 2 ** k, channel_base, channel_max) for k in range(self.max_level + 1)]
+        with torch.random.fork_rng(devices=[]):
+            if seed is not None:
+                torch.manual_seed(seed)
+            self.fromrgb = nn.ModuleList(EqualConv2d(3, c, 1, activation="lrelu") for c in ch)
+            self.blocks = nn.ModuleList(DBlock(ch[k], ch[k - 1]) for k in range(1, self.max_level + 1))
+            self.mbstd = MinibatchStd(mbstd_group, 1)
+            self.conv = EqualConv2d(ch[0] + 1, ch[0], 3, activation="lrelu")
+            self.fc = EqualLinear(ch[0] * 16, ch[0], activation="lrelu")
+            self.out = EqualLinear(ch[0], 1 + self.num_classes)
+
+    def forward(self, img, alpha=1.0):
+        level = level_of(img.shape[-1])
+        x = self.fromrgb[level](img)
+        if level > 0:
+            x = self.blocks[level - 1](x)
+            if alpha < 1:
+                x = torch.lerp(self.fromrgb[level - 1](F.avg_pool2d(img, 2)), x, alpha)
+        for k in range(level - 1, 0, -1):
+            x = self.blocks[k - 1](x)
+        x = self.conv(self.mbstd(x))
+        return self.out(self.fc(x.flatten(1)))
+
+
+def arch_config(cfg: dict) -> dict:
+    """The keyword arguments of Generator (without seed) from a config."""
+    return {k: int(cfg[k]) for k in ARCH_KEYS}
+
+
+def build_networks(cfg: dict, seed: int = 0):
+    G = Generator(**arch_config(cfg), seed=seed)
+    D = Discriminator(cfg["resolution"], cfg["channel_base"], cfg["channel_max"], cfg["num_classes"],
+                      cfg["mbstd_group"], seed=seed + 1)
+    return G, D
+
+
+def count_params(m: nn.Module) -> int:
+    return int(sum(p.numel() for p in m.parameters()))
+
+
+# ------------------------------------------------------------------------------------------- config
+
+
+def resolve_config(cfg: dict) -> dict:
+    """DEFAULTS updated by cfg; unknown keys and bad values raise InputError naming the key."""
+    unknown = sorted(set(cfg) - set(DEFAULTS))
+    if unknown:
+        raise InputError(f"{CFG_KEY}.{unknown[0]}: unknown key (known: {', '.join(sorted(DEFAULTS))})")
+    out = dict(DEFAULTS)
+    out.update(cfg)
+
+    def positive_int(k, v):
+        if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
+                or int(v) != v or int(v) < 1:
+            raise InputError(f"{CFG_KEY}.{k}: must be a positive integer, got {v!r}")
+        return int(v)
+
+    def number(k, lo=0.0, hi=math.inf, lo_open=False, hi_open=False):
+        try:
+            v = float(out[k])
+        except (TypeError, ValueError):
+            raise InputError(f"{CFG_KEY}.{k}: must be a number, got {out[k]!r}") from None
+        if not (v > lo if lo_open else v >= lo) or not (v < hi if hi_open else v <= hi):
+            raise InputError(f"{CFG_KEY}.{k}: must be in {'(' if lo_open else '['}{lo}, {hi}"
+                             f"{')' if hi_open else ']'}, got {out[k]!r}")
+        out[k] = v
+
+    for k in ("resolution", "start_resolution", "z_dim", "channel_base", "channel_max", "batch",
+              "mbstd_group"):
+        out[k] = positive_int(k, out[k])
+    for k in ("num_classes", "num_threads"):
+        if out[k] is not None:
+            out[k] = positive_int(k, out[k])
+    for k in ("resolution", "start_resolution"):
+        r = out[k]
+        if r < 4 or r & (r - 1):
+            raise InputError(f"{CFG_KEY}.{k}: must be a power of two >= 4, got {r}")
+    if out["start_resolution"] > out["resolution"]:
+        raise InputError(f"{CFG_KEY}.start_resolution: {out['start_resolution']} exceeds resolution "
+                         f"{out['resolution']}")
+    number("lr", lo_open=True)
+    for k in ("gp_lambda", "drift", "ac_weight", "stable_kimg", "transition_kimg"):
+        number(k)
+    number("ema_beta", 0.0, 1.0, hi_open=True)
+    number("total_kimg", lo_open=True)
+    number("snapshot_kimg", lo_open=True)
+    betas = out["betas"]
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2:
+        raise InputError(f"{CFG_KEY}.betas: must be two numbers in [0, 1), got {betas!r}")
+    try:
+        out["betas"] = [float(b) for b in betas]
+    except (TypeError, ValueError):
+        raise InputError(f"{CFG_KEY}.betas: must be two numbers in [0, 1), got {betas!r}") from None
+    if not all(0 <= b < 1 for b in out["betas"]):
+        raise InputError(f"{CFG_KEY}.betas: must be two numbers in [0, 1), got {betas!r}")
+    if not isinstance(out["mirror"], (bool, np.bool_)):
+        raise InputError(f"{CFG_KEY}.mirror: must be true or false, got {out['mirror']!r}")
+    out["mirror"] = bool(out["mirror"])
+    return out
+
+
+# ------------------------------------------------------------------------------------------ training
+
+
+class Trainer:
+    """One PGAN training run's state and step (the protocol of ganaug.gans.training)."""
+
+    def __init__(self, images, labels, masks, cfg, seed, device, log):
+        self.cfg = cfg = dict(cfg)
+        self.device = device
+        self.log = log
+        self.B = cfg["batch"]
+        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
+        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.N = len(images)
+        if cfg.get("num_classes") is None:
+            cfg["num_classes"] = max(int(self.labels.max()) + 1, 2)
+        self.G, self.D = build_networks(cfg, seed=seed % (2 ** 31 - 2))
+        self.G.to(device).train()
+        self.D.to(device).train()
+        self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, "pgan", "train"))
+        self.data_gen = torch.Generator().manual_seed(seed_from(seed, "pgan", "data"))
+        self.perm = torch.zeros(0, dtype=torch.int64)
+        self.level, self.alpha = schedule(0, cfg)
+        self.G_opt, self.D_opt = self.make_optimisers()
+        self.cur_nimg = 0
+        self.step = 0
+        self.seconds = 0.0
+        self.reset_stats()
+
+    def make_optimisers(self):
+        c = self.cfg
+        return tuple(torch.optim.Adam(m.parameters(), lr=c["lr"], betas=tuple(c["betas"]), eps=1e-8)
+                     for m in (self.G, self.D))
+
+    # --------------------------------------------------------------------------------- bookkeeping
+    def reset_stats(self):
+        keys = ("loss_G", "loss_D", "gp", "drift", "ac_real", "ac_fake", "real_score", "fake_score")
+        self.stats = {k: 0.0 for k in keys}
+        self.counts = {k: 0 for k in keys}
+
+    def add_stat(self, key, value: torch.Tensor):
+        self.stats[key] += float(value.detach().mean().item())
+        self.counts[key] += 1
+
+    def metrics(self):
+        out = {k: (self.stats[k] / self.counts[k] if self.counts[k] else None) for k in self.stats}
+        out.update(level=self.level, alpha=self.alpha, level_resolution=4 * 2 ** self.level)
+        return out
+
+    def describe(self) -> str:
+        c = self.cfg
+        return (f"G {count_params(self.G)} / D {count_params(self.D)} params, growing "
+                f"{c['start_resolution']} -> {c['resolution']} px (stable {c['stable_kimg']:g} + transition "
+                f"{c['transition_kimg']:g} kimg per resolution), AC head {c['num_classes']} classes")
+
+    def state_dict(self):
+        rng = dict(gen=self.gen.get_state(), data_gen=self.data_gen.get_state(),
+                   torch_cpu=torch.get_rng_state())
+        if torch.cuda.is_available():
+            rng["cuda"] = torch.cuda.get_rng_state_all()
+        return dict(
+            format=FORMAT, cfg=plain(self.cfg), arch=arch_config(self.cfg), num_classes=self.cfg["num_classes"],
+            G=self.G.state_dict(), G_ema=self.G_ema.state_dict(), D=self.D.state_dict(),
+            G_opt=self.G_opt.state_dict(), D_opt=self.D_opt.state_dict(),
+            images_seen=self.cur_nimg, kimg=self.cur_nimg / 1000, step=self.step, seconds=self.seconds,
+            level=self.level, alpha=self.alpha, level_resolution=4 * 2 ** self.level,
+            rng=rng, data=dict(perm=self.perm.clone(), n=self.N),
+        )
+
+    def load_state_dict(self, s):
+        self.G.load_state_dict(s["G"])
+        self.G_ema.load_state_dict(s["G_ema"])
+        self.D.load_state_dict(s["D"])
+        self.G_opt.load_state_dict(s["G_opt"])
+        self.D_opt.load_state_dict(s["D_opt"])
+        self.cur_nimg, self.step, self.seconds = int(s["images_seen"]), int(s["step"]), float(s["seconds"])
+        self.level, self.alpha = int(s["level"]), float(s["alpha"])
+        self.gen.set_state(s["rng"]["gen"])
+        self.data_gen.set_state(s["rng"]["data_gen"])
+        self.perm = s["data"]["perm"].clone()
+        torch.set_rng_state(s["rng"]["torch_cpu"])  # unused by training; restored for a matching process
+        if "cuda" in s["rng"] and torch.cuda.is_available() and len(s["rng"]["cuda"]) == torch.cuda.device_count():
+            torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+
+    # ------------------------------------------------------------------------------------ sampling
+    def real_batch(self):
+        B = self.B
+        while len(self.perm) < B:
+            self.perm = torch.cat([self.perm, torch.randperm(self.N, generator=self.data_gen)])
+        idx, self.perm = self.perm[:B], self.perm[B:]
+        flip = torch.rand(B, generator=self.data_gen) < 0.5
+        idx_d = idx.to(self.device)
+        x = self.images[idx_d].permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        if self.cfg["mirror"]:
+            x = torch.where(flip.to(self.device).reshape(B, 1, 1, 1), x.flip(3), x)
+        return x, self.labels[idx_d]
+
+    def fake_inputs(self, n):
+        z = torch.randn(n, self.cfg["z_dim"], device=self.device, generator=self.gen)
+        c = self.labels[torch.randint(0, self.N, (n,), device=self.device, generator=self.gen)]
+        return z, c
+
+    # ---------------------------------------------------------------------------------------- step
+    def train_step(self):
+        cfg, B, G, D = self.cfg, self.B, self.G, self.D
+        level, alpha = schedule(self.cur_nimg, cfg)
+        if level != self.level:  # a new resolution: fresh optimiser state
+            self.G_opt, self.D_opt = self.make_optimisers()
+            self.level = level
+        self.alpha = alpha
+        real, real_c = self.real_batch()
+        real = process_reals(real, level, alpha)
+
+        # D: WGAN-GP + drift + auxiliary classifier on reals and fakes
+        G.requires_grad_(False)
+        D.requires_grad_(True)
+        self.D_opt.zero_grad(set_to_none=True)
+        z, c = self.fake_inputs(B)
+        with torch.no_grad():
+            fake = G(z, c, level, alpha)
+        real_out, fake_out = D(real, alpha), D(fake, alpha)
+        u = torch.rand(B, 1, 1, 1, device=self.device, generator=self.gen)
+        mixed = torch.lerp(real, fake, u).requires_grad_(True)
+        (grad,) = torch.autograd.grad(D(mixed, alpha)[:, 0].sum(), mixed, create_graph=True)
+        gp = ((grad.square().sum(dim=[1, 2, 3]) + 1e-12).sqrt() - 1).square()
+        drift = real_out[:, 0].square()
+        ac_real = F.cross_entropy(real_out[:, 1:], real_c)
+        ac_fake = F.cross_entropy(fake_out[:, 1:], c)
+        loss_D = (fake_out[:, 0].mean() - real_out[:, 0].mean() + cfg["gp_lambda"] * gp.mean()
+                  + cfg["drift"] * drift.mean() + cfg["ac_weight"] * (ac_real + ac_fake))
+        loss_D.backward()
+        self.D_opt.step()
+        for k, v in (("loss_D", loss_D), ("gp", gp), ("drift", drift), ("ac_real", ac_real),
+                     ("real_score", real_out[:, 0]), ("fake_score", fake_out[:, 0])):
+            self.add_stat(k, v)
+
+        # G: -D(fake) + auxiliary classifier on fakes
+        G.requires_grad_(True)
+        D.requires_grad_(False)
+        self.G_opt.zero_grad(set_to_none=True)
+        z, c = self.fake_inputs(B)
+        out = D(G(z, c, level, alpha), alpha)
+        ac_fake_g = F.cross_entropy(out[:, 1:], c)
+        loss_G = -out[:, 0].mean() + cfg["ac_weight"] * ac_fake_g
+        loss_G.backward()
+        self.G_opt.step()
+        self.add_stat("loss_G", loss_G)
+        self.add_stat("ac_fake", ac_fake_g)
+
+        # G EMA (all parameters, fixed beta per step)
+        with torch.no_grad():
+            for p_ema, p in zip(self.G_ema.parameters(), G.parameters()):
+                p_ema.copy_(p.detach().lerp(p_ema, cfg["ema_beta"]))
+        self.cur_nimg += B
+        self.step += 1
+
+
+def build_generator(snapshot: dict, ema: bool = True) -> Generator:
+    """The generator of a snapshot dict (EMA weights by default), at the snapshot's level and alpha."""
+    G = Generator(**snapshot["arch"], seed=None)
+    G.load_state_dict(snapshot["G_ema" if ema else "G"])
+    G.level, G.alpha = int(snapshot["level"]), float(snapshot["alpha"])
+    return G

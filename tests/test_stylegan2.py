@@ -29,10 +29,10 @@ SMALL = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=2
 def test_registry():
     assert GAN_NAMES == ("stylegan2", "pgan", "pix2pixhd", "spade")
     assert ABBREVIATIONS["stylegan2"] == "sgn" and ABBREVIATIONS["all"] == "all"
-    assert IMPLEMENTED == {"stylegan2"}
+    assert IMPLEMENTED == set(GAN_NAMES)
     assert require_implemented("stylegan2") == "stylegan2"
-    with pytest.raises(InputError, match=r"gans\.x: GAN 'pgan' is not implemented yet \(implemented: stylegan2\)"):
-        require_implemented("pgan", key="gans.x")
+    with pytest.raises(InputError, match=r"gans\.x: unknown GAN 'stylegan3'"):
+        require_implemented("stylegan3", key="gans.x")
     with pytest.raises(InputError, match="unknown GAN 'foo'"):
         require_implemented("foo")
 
@@ -198,3 +198,19 @@ def test_ada_controller():
         ada.accumulate(-torch.ones(2, 1))
         ada.step(16)
     assert ada.p == 0.0  # clamped
+
+
+def test_augment_warp_is_twice_differentiable_like_grid_sample():
+    """R1 on augmented reals differentiates through the warp twice; CUDA's grid_sample cannot, ours can."""
+    import torch.nn.functional as F
+
+    from ganaug.gans.augment import grid_sample
+
+    torch.manual_seed(0)
+    x = torch.randn(2, 3, 6, 6, dtype=torch.double, requires_grad=True)
+    theta = torch.tensor([[[0.9, 0.2, 0.1], [-0.1, 1.1, 0.05]]] * 2, dtype=torch.double)
+    grid = F.affine_grid(theta, list(x.shape), align_corners=False)
+    ref = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+    assert torch.equal(grid_sample(x, grid), ref)
+    assert torch.autograd.gradcheck(lambda a: grid_sample(a, grid), (x,))
+    assert torch.autograd.gradgradcheck(lambda a: grid_sample(a, grid), (x,))

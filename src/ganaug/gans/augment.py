@@ -19,6 +19,45 @@ import torch
 import torch.nn.functional as F
 
 
+class _GridSample(torch.autograd.Function):
+    """Bilinear grid_sample (reflection padding) differentiable twice with respect to its input.
+
+    R1 on augmented reals needs the gradient of a gradient through the warp; CUDA has no derivative of
+    grid_sample's backward. That backward is linear in the incoming gradient (the adjoint warp), so its
+    own derivative is the forward warp again. The grid (augmentation parameters) gets no gradient.
+    """
+
+    @staticmethod
+    def forward(ctx, x, grid):
+        ctx.save_for_backward(grid)
+        ctx.x_shape = x.shape
+        return F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+
+    @staticmethod
+    def backward(ctx, grad_out):
+        (grid,) = ctx.saved_tensors
+        return _GridSampleAdjoint.apply(grad_out, grid, ctx.x_shape), None
+
+
+class _GridSampleAdjoint(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, grad_out, grid, x_shape):
+        ctx.save_for_backward(grid)
+        dummy = grad_out.new_empty(x_shape)  # bilinear: the adjoint does not depend on the input's values
+        grad_x, _ = torch.ops.aten.grid_sampler_2d_backward(grad_out, dummy, grid, 0, 2, False, [True, False])
+        return grad_x  # interpolation 0 = bilinear, padding 2 = reflection
+
+    @staticmethod
+    def backward(ctx, gg):
+        (grid,) = ctx.saved_tensors
+        return _GridSample.apply(gg, grid), None, None
+
+
+def grid_sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
+    """F.grid_sample(x, grid, bilinear, reflection, align_corners=False), twice differentiable in x."""
+    return _GridSample.apply(x, grid.detach())
+
+
 def _rand(n, gen, device):
     return torch.rand(n, generator=gen, device=device)
 
@@ -72,7 +111,7 @@ def augment(x: torch.Tensor, p: float, gen: torch.Generator | None = None, xflip
     if xflip or rotate90 or xint or scale:
         theta = m[:, :2, :]
         grid = F.affine_grid(theta, list(x.shape), align_corners=False)
-        x = F.grid_sample(x, grid, mode="bilinear", padding_mode="reflection", align_corners=False)
+        x = grid_sample(x, grid)
 
     if color:
         mask = (_rand(n, gen, dev) < p).float().reshape(n, 1, 1, 1)

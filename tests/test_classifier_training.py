@@ -81,6 +81,9 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data, monkeypatch):
         train_classifier(xt, yt, xv, yv, cfg, killed, seed=7, device="cpu", log=LOG)
     monkeypatch.setattr(tr.Progress, "update", real_update)
     assert len(pd.read_csv(killed / "history.csv")) == 2
+    # Snakemake deletes the outputs of an interrupted job before running it again
+    (killed / "model.pt").unlink()
+    (killed / "history.csv").unlink()
     torch.manual_seed(12345)  # the resumed process's global RNG state must not matter
     res = train_classifier(xt, yt, xv, yv, cfg, killed, seed=7, device="cpu", log=LOG)
     assert res["epochs_run"] == 4
@@ -104,6 +107,15 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data, monkeypatch):
     train_classifier(xt, yt, xv, yv, cfg, two, seed=7, device="cpu", log=LOG)
     c = _state(two / "checkpoint.pt")
     assert all(torch.equal(a["model"][k], c["model"][k]) for k in a["model"])
+
+    # a finished run whose outputs were deleted writes them again from its checkpoint, without training
+    (killed / "model.pt").unlink()
+    (killed / "history.csv").unlink()
+    again = train_classifier(xt, yt, xv, yv, cfg, killed, seed=7, device="cpu", log=LOG)
+    assert again["epochs_run"] == 4
+    mc = _state(killed / "model.pt")
+    assert all(torch.equal(ma["state_dict"][k], mc["state_dict"][k]) for k in ma["state_dict"])
+    pd.testing.assert_frame_equal(ha, pd.read_csv(killed / "history.csv").drop(columns="seconds"))
 
 
 def test_early_stopping_and_config_change(tmp_path, data):

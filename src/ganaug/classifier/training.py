@@ -206,8 +206,10 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
 
     Writes out_dir/model.pt (best by validation loss: state dict, info to rebuild, epoch, val_loss and
     the completed config, whose "augment" entry is what predict_proba's TTA should use), history.csv,
-    checkpoint.pt (after each epoch). Returns {best_epoch, best_val_loss, epochs_run, seconds,
-    stopped_early}. Calling again after completion returns the summary without training.
+    checkpoint.pt (after each epoch; it also holds the best model, so a resumed job restores model.pt and
+    history.csv even when they were deleted, as Snakemake does with the outputs of an interrupted job).
+    Returns {best_epoch, best_val_loss, epochs_run, seconds, stopped_early}. Calling again after
+    completion rewrites the outputs from the checkpoint and returns the summary without training.
     """
     log = log or logging.getLogger("ganaug")
     t_start = time.perf_counter()
@@ -241,6 +243,7 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     ckpt_path, model_path, hist_path = out_dir / "checkpoint.pt", out_dir / "model.pt", out_dir / "history.csv"
     state = {"epoch": 0, "best_val_loss": float("inf"), "best_epoch": 0, "bad_epochs": 0,
              "stopped_early": False, "history": []}
+    best = None  # what model.pt holds: the best epoch's weights and how to rebuild them
     if ckpt_path.exists():
         ck = load_torch(ckpt_path)
         if ck.get("fingerprint") != fp:
@@ -253,7 +256,13 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
             gen_aug.set_state(ck["gen_aug"])
             _set_rng_state(ck["rng"], device)
             state = ck["state"]
+            best = ck.get("best")
             log.info("resumed from %s after epoch %d", ckpt_path, state["epoch"])
+
+    def write_outputs():
+        if best is not None:
+            save_torch(model_path, best)
+        write_csv(hist_path, pd.DataFrame(state["history"], columns=HISTORY_COLUMNS))
 
     def summary():
         return {"best_epoch": state["best_epoch"], "best_val_loss": state["best_val_loss"],
@@ -262,6 +271,7 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
 
     if state["stopped_early"] or state["epoch"] >= cfg["epochs"]:
         log.info("training already complete (%d epochs)", state["epoch"])
+        write_outputs()
         return summary()
 
     train_store = ImageStore(train_images, device, cfg["device_data_max_bytes"])
@@ -309,9 +319,9 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
         state["epoch"] = epoch
         if val_loss < state["best_val_loss"]:
             state.update(best_val_loss=val_loss, best_epoch=epoch, bad_epochs=0)
-            save_torch(model_path, {"state_dict": {k: v.detach().cpu() for k, v in model.state_dict().items()},
-                                    "info": info.to_dict(), "epoch": epoch, "val_loss": val_loss,
-                                    "config": cfg})
+            best = {"state_dict": {k: v.detach().cpu().clone() for k, v in model.state_dict().items()},
+                    "info": info.to_dict(), "epoch": epoch, "val_loss": val_loss, "config": cfg}
+            save_torch(model_path, best)
         else:
             state["bad_epochs"] += 1
         if state["bad_epochs"] >= cfg["early_stopping_patience"]:
@@ -319,15 +329,17 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
         secs = time.perf_counter() - t0
         state["history"].append({"epoch": epoch, "train_loss": train_loss, "val_loss": val_loss,
                                  "val_auc": val_auc, "lr": lr, "seconds": secs})
-        write_csv(hist_path, pd.DataFrame(state["history"], columns=HISTORY_COLUMNS))
         save_torch(ckpt_path, {"model": model.state_dict(), "optimizer": opt.state_dict(),
                                "scheduler": sched.state_dict(), "gen_data": gen_data.get_state(),
                                "gen_aug": gen_aug.get_state(), "rng": _rng_state(device),
-                               "state": state, "fingerprint": fp})
+                               "state": state, "fingerprint": fp, "best": best})
+        write_csv(hist_path, pd.DataFrame(state["history"], columns=HISTORY_COLUMNS))
         progress.update(epoch, images=seen, train_loss=train_loss, val_loss=val_loss, val_auc=val_auc, lr=lr)
         if state["stopped_early"]:
             log.info("early stopping after epoch %d (best epoch %d, val loss %.4f)", epoch,
                      state["best_epoch"], state["best_val_loss"])
+    if not model_path.exists():  # resumed after model.pt was deleted, and no better epoch came since
+        write_outputs()
     return summary()
 
 

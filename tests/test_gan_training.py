@@ -3,13 +3,13 @@
 import json
 import shutil
 
+import gan_helpers as gh
 import numpy as np
 import pytest
 import torch
 
 from ganaug.gans.stylegan2 import DEFAULTS
 from ganaug.gans.training import (
-    TIMING_KEYS,
     generate,
     load_generator,
     load_snapshot,
@@ -29,7 +29,6 @@ CFG = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256
            ada_target=0.0, ema_kimg=0.05, total_kimg=0.128, snapshot_kimg=0.032)
 
 
-
 @pytest.fixture(scope="module")
 def data():
     rng = np.random.default_rng(0)
@@ -39,35 +38,9 @@ def data():
     return imgs, labels
 
 
-def _metrics(path):
-    recs = [json.loads(line) for line in path.read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
-
-
-def _assert_same_state(a, b):
-    for key in ("G", "G_ema", "D"):
-        assert a[key].keys() == b[key].keys()
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), (key, k)
-    for key in ("G_opt", "D_opt"):
-        sa, sb = a[key]["state"], b[key]["state"]
-        assert sa.keys() == sb.keys()
-        for i in sa:
-            for k in sa[i]:
-                assert torch.equal(sa[i][k], sb[i][k]), (key, i, k)
-    assert a["images_seen"] == b["images_seen"] and a["step"] == b["step"]
-    assert a["ada"] == b["ada"]
-    assert torch.equal(a["pl_mean"], b["pl_mean"])
-    assert torch.equal(a["rng"]["gen"], b["rng"]["gen"])
-    assert torch.equal(a["rng"]["data_gen"], b["rng"]["data_gen"])
-
-
 @pytest.fixture(scope="module")
 def straight(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("straight")
-    torch.set_num_threads(1)
-    summary = train_gan("stylegan2", *data, out, CFG, seed=3, device="cpu")
-    return out, summary
+    return gh.train_straight(tmp_path_factory, "stylegan2", *data, CFG)
 
 
 def test_snapshot_names_and_schedule():
@@ -109,9 +82,7 @@ def test_killed_and_resumed_equals_straight(straight, data, tmp_path):
     assert len(mid["G_opt"]["state"]) > 0  # optimiser state is in the snapshot
     resumed = train_gan("stylegan2", *data, tmp_path, CFG, seed=3, device="cpu")
     assert resumed["snapshots"] == summary["snapshots"]
-    for name in summary["snapshots"]:
-        _assert_same_state(load_snapshot(out / name), load_snapshot(tmp_path / name))
-    assert _metrics(tmp_path / "metrics.jsonl") == _metrics(out / "metrics.jsonl")
+    gh.assert_same_run(out, tmp_path, summary["snapshots"], "ada", "pl_mean")
 
 
 def test_resume_after_lost_snapshots_truncates_metrics(straight, data, tmp_path):
@@ -122,9 +93,7 @@ def test_resume_after_lost_snapshots_truncates_metrics(straight, data, tmp_path)
     for name in summary["snapshots"][-2:]:
         (tmp_path / name).unlink()
     train_gan("stylegan2", *data, tmp_path, CFG, seed=3, device="cpu")
-    _assert_same_state(load_snapshot(out / summary["snapshots"][-1]),
-                       load_snapshot(tmp_path / summary["snapshots"][-1]))
-    assert _metrics(tmp_path / "metrics.jsonl") == _metrics(out / "metrics.jsonl")
+    gh.assert_same_run(out, tmp_path, summary["snapshots"][-1:], "ada", "pl_mean")
     # finished: calling again changes nothing
     before = (tmp_path / "metrics.jsonl").read_text()
     again = train_gan("stylegan2", *data, tmp_path, CFG, seed=3, device="cpu")

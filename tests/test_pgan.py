@@ -5,6 +5,7 @@ and right before a level change), generation at the stored level, config errors.
 import json
 import shutil
 
+import gan_helpers as gh
 import numpy as np
 import pytest
 import torch
@@ -22,7 +23,7 @@ from ganaug.gans.pgan import (
     resolve_config,
     schedule,
 )
-from ganaug.gans.training import TIMING_KEYS, generate, load_generator, load_snapshot, train_gan
+from ganaug.gans.training import generate, load_generator, load_snapshot, train_gan
 from ganaug.io import InputError
 
 SMALL = dict(resolution=16, z_dim=16, channel_base=256, channel_max=16)
@@ -190,35 +191,9 @@ def test_training_lowers_fid(tmp_path):
             assert r[k] is not None and np.isfinite(r[k]), k
 
 
-def _metrics(path):
-    recs = [json.loads(line) for line in path.read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
-
-
-def _assert_same_state(a, b):
-    for key in ("G", "G_ema", "D"):
-        assert a[key].keys() == b[key].keys()
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), (key, k)
-    for key in ("G_opt", "D_opt"):
-        sa, sb = a[key]["state"], b[key]["state"]
-        assert sa.keys() == sb.keys()
-        for i in sa:
-            for k in sa[i]:
-                assert torch.equal(sa[i][k], sb[i][k]), (key, i, k)
-    for key in ("images_seen", "step", "level", "alpha"):
-        assert a[key] == b[key], key
-    for key in ("gen", "data_gen"):
-        assert torch.equal(a["rng"][key], b["rng"][key])
-    assert torch.equal(a["data"]["perm"], b["data"]["perm"])
-
-
 @pytest.fixture(scope="module")
 def straight(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("straight")
-    torch.set_num_threads(1)  # module fixtures run before conftest's per-test setting; resume runs use 1
-    summary = train_gan("pgan", *data, out, CFG, seed=3, device="cpu")
-    return out, summary
+    return gh.train_straight(tmp_path_factory, "pgan", *data, CFG)
 
 
 def test_killed_and_resumed_equals_straight(straight, data, tmp_path):
@@ -235,9 +210,7 @@ def test_killed_and_resumed_equals_straight(straight, data, tmp_path):
     assert (s["level"], s["alpha"]) == (2, 0.375) and len(s["G_opt"]["state"]) > 0
     resumed = train_gan("pgan", *data, tmp_path, CFG, seed=3, device="cpu")
     assert resumed["snapshots"] == summary["snapshots"]
-    for name in summary["snapshots"]:
-        _assert_same_state(load_snapshot(out / name), load_snapshot(tmp_path / name))
-    assert _metrics(tmp_path / "metrics.jsonl") == _metrics(out / "metrics.jsonl")
+    gh.assert_same_run(out, tmp_path, summary["snapshots"], "level", "alpha")
 
 
 def test_generator_at_stored_level(straight):

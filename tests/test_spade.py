@@ -1,55 +1,31 @@
 """SPADE: SPADE layer, generator (label map and z), spectral norm and BatchNorm state, multiscale D,
 VGG loss switch, training (FID goes down), exact resume after a crash, config checks."""
 
+import functools
 import json
 import logging
 
+import gan_helpers as gh
 import numpy as np
 import pytest
 import torch
 
-from ganaug.fid import fid_from_features
 from ganaug.gans import spade
 from ganaug.gans.spade import DEFAULTS, SPADE, Generator, build_networks, resolve_config
-from ganaug.gans.training import TIMING_KEYS, generate, load_generator, load_snapshot, sample_grid, train_gan
+from ganaug.gans.training import generate, load_generator, load_snapshot, sample_grid, train_gan
 from ganaug.gans.translation import LABEL_CHANNELS, encode_label_map
 from ganaug.io import InputError
 
 R = 16
 CFG = dict(resolution=R, ngf=8, ndf=8, spade_hidden=16, batch=8, total_kimg=0.64, snapshot_kimg=0.16)
-COLORS = np.array([[0, 0, 0], [220, 180, 150], [90, 50, 30], [30, 30, 200], [200, 200, 40], [0, 160, 0],
-                   [250, 250, 250], [120, 0, 120]], np.uint8)
-
-
-def make_data(n=32, r=R, seed=0):
-    """Label maps with a lesion disc (and a padding corner, some globules) -> images coloured by label."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[:r, :r]
-    masks = np.ones((n, r, r), np.uint8)
-    for i in range(n):
-        cy, cx = rng.integers(r // 3, 2 * r // 3 + 1, 2).tolist()
-        rad = int(rng.integers(r // 5, r // 3 + 1))
-        masks[i][(yy - cy) ** 2 + (xx - cx) ** 2 < rad * rad] = 2
-        masks[i][:2, :2] = 0
-        if i % 3 == 0:
-            masks[i][cy, cx] = 7
-    return COLORS[masks], rng.integers(0, 2, n), masks
-
-
-def cheap_features(imgs):
-    x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255
-    return torch.cat([torch.nn.functional.avg_pool2d(x, R // 2).flatten(1), x.std(dim=(2, 3))], 1).numpy()
 
 
 @pytest.fixture(scope="module")
 def data():
-    return make_data()
+    return gh.label_map_data(r=R)
 
 
-def _cfg(**kw):
-    c = resolve_config(dict(CFG, **kw))
-    c["num_classes"] = 2
-    return c
+_cfg = functools.partial(gh.resolved_cfg, spade, CFG)  # resolved CFG updated by keywords
 
 
 # ----------------------------------------------------------------------------------- networks
@@ -158,53 +134,20 @@ def test_vgg_loss_switch(data, tmp_path, caplog):
 # ----------------------------------------------------------------------------------- training
 
 
-def _metrics(path):
-    recs = [json.loads(line) for line in path.read_text().splitlines()]
-    return [{k: v for k, v in r.items() if k not in TIMING_KEYS} for r in recs]
-
-
-def _assert_same_state(a, b):
-    for key in ("G", "G_ema", "D"):
-        assert a[key].keys() == b[key].keys()
-        for k in a[key]:
-            assert torch.equal(a[key][k], b[key][k]), (key, k)
-    for key in ("G_opt", "D_opt"):
-        sa, sb = a[key]["state"], b[key]["state"]
-        assert sa.keys() == sb.keys() and len(sa) > 0
-        for i in sa:
-            for k in sa[i]:
-                assert torch.equal(sa[i][k], sb[i][k]), (key, i, k)
-    assert a["images_seen"] == b["images_seen"] and a["step"] == b["step"]
-    for k in ("gen", "data_gen"):
-        assert torch.equal(a["rng"][k], b["rng"][k])
-    assert torch.equal(a["data"]["perm"], b["data"]["perm"])
-
-
 @pytest.fixture(scope="module")
 def straight(data, tmp_path_factory):
-    out = tmp_path_factory.mktemp("straight")
-    torch.set_num_threads(1)
-    summary = train_gan("spade", *data[:2], out, CFG, seed=3, device="cpu", masks=data[2])
-    return out, summary
+    return gh.train_straight(tmp_path_factory, "spade", *data[:2], CFG, masks=data[2])
 
 
 def test_training_lowers_fid(straight, data):
     out, summary = straight
-    imgs, labels, masks = data
     assert len(summary["snapshots"]) == 4
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     for r in recs:
         for k in ("loss_G", "loss_D", "loss_G_gan", "loss_G_feat", "loss_D_real", "loss_D_fake"):
             assert np.isfinite(r[k]), k
         assert r["lr_G"] == 0.0001 and r["lr_D"] == 0.0004  # TTUR, constant
-    fr = cheap_features(imgs)
-
-    def fid(G):
-        return fid_from_features(fr, cheap_features(generate(G, labels, 0, "cpu", masks=masks)))
-
-    untrained = Generator(**load_snapshot(out / summary["snapshots"][0])["arch"], seed=0).eval()
-    fids = [fid(load_generator(out / name, "cpu")) for name in summary["snapshots"]]
-    assert fids[-1] < fids[0] and fids[-1] < 0.5 * fid(untrained), fids
+    gh.assert_fid_falls(Generator, out, summary["snapshots"], *data)
 
 
 def test_generate_from_snapshot(straight, data):
@@ -222,30 +165,9 @@ def test_generate_from_snapshot(straight, data):
     assert sample_grid(G, 2, seed=0, device="cpu", masks=masks, mask_labels=labels).shape == (2 * R, 2 * R, 3)
 
 
-def test_killed_and_resumed_equals_straight(straight, data, tmp_path, monkeypatch):
-    out, summary = straight
-    imgs, labels, masks = data
-
-    class Killed(Exception):
-        pass
-
-    step = spade.Trainer.train_step
-
-    def dying_step(self):
-        if self.step == 50:  # between the snapshots at 40 and 60 steps
-            raise Killed
-        step(self)
-
-    monkeypatch.setattr(spade.Trainer, "train_step", dying_step)
-    with pytest.raises(Killed):
-        train_gan("spade", imgs, labels, tmp_path, CFG, seed=3, device="cpu", masks=masks)
-    monkeypatch.undo()
-    assert sorted(p.name for p in tmp_path.glob("snapshot-*")) == summary["snapshots"][:2]
-    resumed = train_gan("spade", imgs, labels, tmp_path, CFG, seed=3, device="cpu", masks=masks)
-    assert resumed["snapshots"] == summary["snapshots"]
-    for name in summary["snapshots"]:
-        _assert_same_state(load_snapshot(out / name), load_snapshot(tmp_path / name))
-    assert _metrics(tmp_path / "metrics.jsonl") == _metrics(out / "metrics.jsonl")
+def test_killed_and_resumed_equals_straight(straight, data, tmp_path):
+    # killed before step 50: between the snapshots at 40 and 60 steps
+    gh.assert_killed_run_resumes(spade, 50, straight, tmp_path, CFG, *data, kept=straight[1]["snapshots"][:2])
 
 
 # -------------------------------------------------------------------------------------- config

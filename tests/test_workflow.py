@@ -30,7 +30,13 @@ TINY = {
     "testsets": {"indist": {"split": "test"}, "clinical": {"dataset": "toy_clinic"}},
     "gans": {"stylegan2": {"resolution": 16, "z_dim": 32, "w_dim": 32, "mapping_layers": 1, "channel_base": 256,
                            "channel_max": 16, "batch": 8, "total_kimg": 0.064, "snapshot_kimg": 0.032,
-                           "ada": True}},
+                           "ada": True},
+             "pgan": {"resolution": 16, "z_dim": 16, "channel_base": 128, "channel_max": 16, "batch": 8,
+                      "stable_kimg": 0.016, "transition_kimg": 0.016, "total_kimg": 0.064, "snapshot_kimg": 0.032},
+             "pix2pixhd": {"resolution": 16, "ngf": 8, "n_blocks": 1, "ndf": 8, "batch": 8, "total_kimg": 0.064,
+                           "decay_kimg": 0.032, "snapshot_kimg": 0.032},
+             "spade": {"resolution": 16, "ngf": 8, "spade_hidden": 8, "ndf": 8, "batch": 8, "total_kimg": 0.064,
+                       "snapshot_kimg": 0.032}},
     "fid": {"n_images": 64, "noise_seeds": 2, "grid_per_class": 2},
     "pool": {"n_per_class": 150, "shard_size": 100},
     "sampling": {"diverse_threshold": 2},
@@ -41,6 +47,7 @@ TINY = {
         "augmentation": [
             {"ratio": "1:0", "group": "baseline"},
             {"ratio": "1:1/2", "gan": "stylegan2", "sampling": "diverse", "group": "sampling"},
+            {"ratio": "1:1/4", "gan": "all", "group": "gan"},
         ],
         "anonymization": [
             {"ratio": "1/2:0", "group": "1/2"},
@@ -50,7 +57,7 @@ TINY = {
 }
 
 
-GANS_USED = ["stylegan2"]
+GANS_USED = ["pgan", "pix2pixhd", "spade", "stylegan2"]
 
 
 def write_config(workdir: Path, cfg: dict) -> None:
@@ -89,12 +96,19 @@ def test_every_public_output(study):
     manifest = pd.read_csv(r / "pools/stylegan2/manifest.csv", dtype={"phash": str})
     assert {"image", "label", "phash", "score"} <= set(manifest.columns)
     assert len(manifest) == 300 and manifest["phash"].str.len().eq(16).all()
+    # a translation GAN's pool: one image per training label map, of the class of the map's real image
+    for gan in ("pix2pixhd", "spade"):
+        pool = pd.read_csv(r / f"pools/{gan}/manifest.csv")
+        assert len(pool) == len(train) and set(pool["source_image"]) == set(train["image"])
+        assert (pool["label"].to_numpy() == train.set_index("image").loc[pool["source_image"], "label"].to_numpy()).all()
+    mixed = pd.read_csv(r / "samples/1x1-4_all.csv")
+    assert set(mixed["gan"]) == set(GANS_USED)  # the `all` experiment draws from every GAN
     trainset = pd.read_csv(r / "trainsets/1x1-2_sgn_div/rep0.csv")
     assert {"image", "label", "source", "gan"} <= set(trainset.columns)
     assert set(trainset["source"]) == {"real", "synthetic"}
     auc = pd.read_csv(r / "auc.csv")
     assert {"experiment", "label", "group", "replicate", "test_set", "auc"} <= set(auc.columns)
-    assert len(auc.drop_duplicates(["experiment", "replicate", "test_set"])) == 4 * 2 * 2
+    assert len(auc.drop_duplicates(["experiment", "replicate", "test_set"])) == 5 * 2 * 2
     assert auc["auc"].between(0, 1).all()
     for app in ("augmentation", "anonymization"):
         for ts in ("indist", "clinical"):
@@ -113,8 +127,9 @@ def test_statistics_tables_and_gan_table(study):
     compared = stats[stats["experiment"] != stats["baseline"]]
     # per test set: 1:1/2 vs 1:0; 1/2:0 vs 1:0 (what halving the real data costs); 1/2:1/2 vs 1/2:0
     pairs = set(zip(compared["experiment"], compared["baseline"]))
-    assert pairs == {("1x1-2_sgn_div", "1x0"), ("1-2x0", "1x0"), ("1-2x1-2_sgn_wst", "1-2x0")}
-    assert len(compared) == 3 * 2
+    assert pairs == {("1x1-2_sgn_div", "1x0"), ("1x1-4_all", "1x0"), ("1-2x0", "1x0"),
+                     ("1-2x1-2_sgn_wst", "1-2x0")}
+    assert len(compared) == 4 * 2
     assert (compared["n_pairs"] == 2).all() and compared["p_value"].between(0, 1).all()
     assert (compared["p_adjusted"] >= compared["p_value"]).all()
     for app in ("augmentation", "anonymization"):
@@ -190,7 +205,7 @@ def test_test_sets_feed_only_evaluation(tmp_path):
     seeds = [n for n, lab in labels.items()
              if lab.startswith("testset") or (lab.startswith("cache_images") and "testsets/" in lab)]
     assert seeds, "no test-set jobs in the DAG"
-    allowed = {"testset", "cache_images", "evaluate", "aggregate", "plot_figures", "all"}
+    allowed = {"testset", "cache_images", "evaluate", "aggregate", "stats", "plot_figures", "all"}  # after evaluate
     stack, seen = list(seeds), set()
     while stack:
         n = stack.pop()

@@ -54,10 +54,10 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     import pandas as pd
 
     from .fid import feature_stats, frechet_distance, kid, make_extractor
-    from .quality import quality_per_class
     from .gans import training as gt
     from .io import seed_from, write_csv, write_json
     from .progress import Progress
+    from .quality import quality_per_class
 
     log = log or logging.getLogger("ganaug")
     cfg = dict(FID_DEFAULTS)
@@ -153,7 +153,7 @@ GAN_TABLE_COLUMNS = ["gan", "label", "trained_kimg", "training_hours", "snapshot
 CLASS_NAMES = {"0": "benign", "1": "melanoma"}
 
 
-def gan_table(entries) -> "pd.DataFrame":
+def gan_table(entries):
     """The shape of the study's Table 4: one row per GAN with its training length, the selected snapshot,
     its FID (with the seed-to-seed spread) and KID, and which features the metric used; beyond the study,
     k-NN precision and recall (Kynkaanniemi et al. 2019, k = 3) overall, and FID, KID, precision and

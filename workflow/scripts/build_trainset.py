@@ -1,8 +1,8 @@
 """Train set of one experiment and replicate: its paired real subset plus the experiment's samples."""
 
 from ganaug.design import Experiment
-from ganaug.trainsets import build_trainset
 from ganaug.progress import start_job
+from ganaug.trainsets import build_trainset
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

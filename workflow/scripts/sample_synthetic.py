@@ -1,8 +1,8 @@
 """Draw the synthetic images of one experiment from the pool(s) (fixed across replicates)."""
 
 from ganaug.design import Experiment
-from ganaug.trainsets import sample_experiment
 from ganaug.progress import start_job
+from ganaug.trainsets import sample_experiment
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

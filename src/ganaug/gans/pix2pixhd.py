@@ -28,6 +28,7 @@ from torch import nn
 from ganaug.io import InputError
 
 from .translation import (
+    COMMON_DEFAULTS,
     LABEL_CHANNELS,
     MultiscaleDiscriminator,
     TranslationTrainer,
@@ -60,14 +61,7 @@ DEFAULTS = dict(
     batch=8,
     lr=0.0002, betas=[0.5, 0.999],
     decay_kimg=5.0,            # linear decay to 0 over the last decay_kimg of total_kimg (0: constant)
-    lambda_feat=10.0, lambda_vgg=10.0,
-    vgg_weights=None,          # local torchvision vgg19 state dict; else vgg_url (+ vgg_sha256),
-                               # downloaded into cache_dir; neither: no VGG loss
-    vgg_url=None, vgg_sha256=None, cache_dir="results/cache/weights",
-    mirror=True,               # random x-flips of image and label map together
-    total_kimg=10.0, snapshot_kimg=2.0,
-    num_classes=None,          # None: max(label) + 1 (at least 2); carried, not used by the networks
-    num_threads=None,
+    **COMMON_DEFAULTS,     # loss weights, VGG weights, mirroring, run length: see translation.py
 )
 RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads")
 ARCH_KEYS = ("resolution", "ngf", "n_downsample", "n_blocks", "local_enhancer", "n_blocks_local",

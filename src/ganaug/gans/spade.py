@@ -30,6 +30,7 @@ from torch import nn
 from ganaug.io import InputError
 
 from .translation import (
+    COMMON_DEFAULTS,
     LABEL_CHANNELS,
     MultiscaleDiscriminator,
     TranslationTrainer,
@@ -58,14 +59,7 @@ DEFAULTS = dict(
     n_layers_D=4,
     batch=8,
     lr_G=0.0001, lr_D=0.0004, betas=[0.0, 0.9],
-    lambda_feat=10.0, lambda_vgg=10.0,
-    vgg_weights=None,          # local torchvision vgg19 state dict; else vgg_url (+ vgg_sha256),
-                               # downloaded into cache_dir; neither: no VGG loss
-    vgg_url=None, vgg_sha256=None, cache_dir="results/cache/weights",
-    mirror=True,               # random x-flips of image and label map together
-    total_kimg=10.0, snapshot_kimg=2.0,
-    num_classes=None,          # None: max(label) + 1 (at least 2); carried, not used by the networks
-    num_threads=None,
+    **COMMON_DEFAULTS,     # loss weights, VGG weights, mirroring, run length: see translation.py
 )
 RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads")
 ARCH_KEYS = ("resolution", "ngf", "n_up", "spade_hidden", "z_dim", "num_classes")

@@ -34,6 +34,7 @@ from torch import nn
 from ganaug.io import InputError, seed_from
 
 from .augment import AdaController, augment
+from .data import RealSampler, load_rng_state, real_images, rng_state
 from .layers import (
     EqualConv2d,
     EqualLinear,
@@ -376,8 +377,7 @@ class Trainer:
         self.G_opt = opt(self.G.parameters(), cfg["pl_interval"], cfg["pl_weight"] > 0)
         self.D_opt = opt(self.D.parameters(), cfg["r1_interval"], cfg["r1_gamma"] > 0)
         self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, "stylegan2", "train"))
-        self.data_gen = torch.Generator().manual_seed(seed_from(seed, "stylegan2", "data"))
-        self.perm = torch.zeros(0, dtype=torch.int64)
+        self.sampler = RealSampler(self.N, seed_from(seed, "stylegan2", "data"), device)
         self.ada = AdaController(cfg["ada_target"], cfg["ada_kimg"], cfg["ada_interval"]) if cfg["ada"] else None
         self.pl_mean = torch.zeros([], device=device)
         self.cur_nimg = 0
@@ -395,17 +395,13 @@ class Trainer:
         self.counts[key] += 1
 
     def state_dict(self):
-        rng = dict(gen=self.gen.get_state(), data_gen=self.data_gen.get_state(),
-                   torch_cpu=torch.get_rng_state())
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         return dict(
             format=FORMAT, cfg=plain(self.cfg), arch=arch_config(self.cfg), num_classes=self.cfg["num_classes"],
             G=self.G.state_dict(), G_ema=self.G_ema.state_dict(), D=self.D.state_dict(),
             G_opt=self.G_opt.state_dict(), D_opt=self.D_opt.state_dict(),
             images_seen=self.cur_nimg, kimg=self.cur_nimg / 1000, step=self.step, seconds=self.seconds,
             ada=self.ada.state_dict() if self.ada else None, pl_mean=self.pl_mean.detach().cpu(),
-            rng=rng, data=dict(perm=self.perm.clone(), n=self.N),
+            **rng_state(self.gen, self.sampler),
         )
 
     def load_state_dict(self, s):
@@ -418,26 +414,12 @@ class Trainer:
         if self.ada:
             self.ada.load_state_dict(s["ada"])
         self.pl_mean = s["pl_mean"].to(self.device)
-        self.gen.set_state(s["rng"]["gen"])
-        self.data_gen.set_state(s["rng"]["data_gen"])
-        self.perm = s["data"]["perm"].clone()
-        # the global RNGs are not used by training; restored anyway so a resumed process matches
-        torch.set_rng_state(s["rng"]["torch_cpu"])
-        if "cuda" in s["rng"] and torch.cuda.is_available() and len(s["rng"]["cuda"]) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(s["rng"]["cuda"])
+        load_rng_state(s, self.gen, self.sampler)
 
     # ------------------------------------------------------------------------------------ sampling
     def real_batch(self):
-        B = self.B
-        while len(self.perm) < B:
-            self.perm = torch.cat([self.perm, torch.randperm(self.N, generator=self.data_gen)])
-        idx, self.perm = self.perm[:B], self.perm[B:]
-        flip = torch.rand(B, generator=self.data_gen) < 0.5
-        idx_d = idx.to(self.device)
-        x = self.images[idx_d].permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        if self.cfg["mirror"]:
-            x = torch.where(flip.to(self.device).reshape(B, 1, 1, 1), x.flip(3), x)
-        return x, self.labels[idx_d]
+        idx, flip = self.sampler.next(self.B)
+        return real_images(self.images, idx, flip if self.cfg["mirror"] else None), self.labels[idx]
 
     def fake_inputs(self, n):
         z = torch.randn(n, self.cfg["z_dim"], device=self.device, generator=self.gen)

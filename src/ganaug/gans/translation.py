@@ -38,6 +38,7 @@ from torch import nn
 from ganaug.io import InputError, seed_from, sha256_file
 from ganaug.masks import NUM_LABELS
 
+from .data import RealSampler, load_rng_state, real_images, rng_state
 from .snapshots import plain
 
 LABEL_CHANNELS = NUM_LABELS + 1  # one-hot labels + edge map
@@ -285,6 +286,19 @@ def make_vgg_loss(cfg: dict, cfg_key: str, log, device) -> tuple[VGGLoss | None,
 
 # ------------------------------------------------------------------------------- config helpers
 
+# the keys at the end of both GANs' DEFAULTS (validated, with resolution, ngf, ndf, num_D, n_layers_D,
+# batch and betas, by check_common)
+COMMON_DEFAULTS = dict(
+    lambda_feat=10.0, lambda_vgg=10.0,
+    vgg_weights=None,          # local torchvision vgg19 state dict; else vgg_url (+ vgg_sha256),
+                               # downloaded into cache_dir; neither: no VGG loss
+    vgg_url=None, vgg_sha256=None, cache_dir="results/cache/weights",
+    mirror=True,               # random x-flips of image and label map together
+    total_kimg=10.0, snapshot_kimg=2.0,
+    num_classes=None,          # None: max(label) + 1 (at least 2); carried, not used by the networks
+    num_threads=None,
+)
+
 
 def check_keys(cfg: dict, defaults: dict, cfg_key: str) -> dict:
     unknown = sorted(set(cfg) - set(defaults))
@@ -400,8 +414,7 @@ class TranslationTrainer:
         self.G_opt, self.D_opt = self.make_optimisers()
         self.vgg, self.vgg_sha256 = make_vgg_loss(cfg, self.cfg_key, self.log, device)
         self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, self.NAME, "train"))
-        self.data_gen = torch.Generator().manual_seed(seed_from(seed, self.NAME, "data"))
-        self.perm = torch.zeros(0, dtype=torch.int64)
+        self.sampler = RealSampler(self.N, seed_from(seed, self.NAME, "data"), device)
         self.cur_nimg = 0
         self.step = 0
         self.seconds = 0.0
@@ -457,10 +470,6 @@ class TranslationTrainer:
                 f"VGG loss {'on' if self.vgg is not None else 'off'}" + (f", {extra}" if extra else ""))
 
     def state_dict(self):
-        rng = dict(gen=self.gen.get_state(), data_gen=self.data_gen.get_state(),
-                   torch_cpu=torch.get_rng_state())
-        if torch.cuda.is_available():
-            rng["cuda"] = torch.cuda.get_rng_state_all()
         G = self.G.state_dict()
         return dict(
             format=self.FORMAT, cfg=plain(self.cfg), arch=self.arch(), num_classes=self.cfg["num_classes"],
@@ -468,7 +477,7 @@ class TranslationTrainer:
             D=self.D.state_dict(), G_opt=self.G_opt.state_dict(), D_opt=self.D_opt.state_dict(),
             images_seen=self.cur_nimg, kimg=self.cur_nimg / 1000, step=self.step, seconds=self.seconds,
             vgg=dict(on=self.vgg is not None, sha256=self.vgg_sha256),
-            rng=rng, data=dict(perm=self.perm.clone(), n=self.N), **self.extra_state(),
+            **rng_state(self.gen, self.sampler), **self.extra_state(),
         )
 
     def load_state_dict(self, s):
@@ -485,32 +494,19 @@ class TranslationTrainer:
         self.G_opt.load_state_dict(copy.deepcopy(s["G_opt"]))
         self.D_opt.load_state_dict(copy.deepcopy(s["D_opt"]))
         self.cur_nimg, self.step, self.seconds = int(s["images_seen"]), int(s["step"]), float(s["seconds"])
-        self.gen.set_state(s["rng"]["gen"])
-        self.data_gen.set_state(s["rng"]["data_gen"])
-        self.perm = s["data"]["perm"].clone()
-        torch.set_rng_state(s["rng"]["torch_cpu"])  # unused by training; restored so the process matches
-        cuda = s["rng"].get("cuda")
-        if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
-            torch.cuda.set_rng_state_all(cuda)
+        load_rng_state(s, self.gen, self.sampler)
         self.set_lrs()
 
     # ---------------------------------------------------------------------------------- batches
     def real_batch(self):
         """(images float NCHW in [-1, 1], label maps long N x R x R, classes); image and map x-flipped
         together."""
-        B = self.B
-        while len(self.perm) < B:
-            self.perm = torch.cat([self.perm, torch.randperm(self.N, generator=self.data_gen)])
-        idx, self.perm = self.perm[:B], self.perm[B:]
-        flip = torch.rand(B, generator=self.data_gen) < 0.5
-        idx_d = idx.to(self.device)
-        x = self.images[idx_d].permute(0, 3, 1, 2).float() / 127.5 - 1.0
-        m = self.masks[idx_d].long()
-        if self.cfg["mirror"]:
-            f = flip.to(self.device)
-            x = torch.where(f.reshape(B, 1, 1, 1), x.flip(3), x)
-            m = torch.where(f.reshape(B, 1, 1), m.flip(2), m)
-        return x, m, self.labels[idx_d]
+        idx, flip = self.sampler.next(self.B)
+        flip = flip if self.cfg["mirror"] else None
+        m = self.masks[idx].long()
+        if flip is not None:
+            m = torch.where(flip.reshape(-1, 1, 1), m.flip(2), m)
+        return real_images(self.images, idx, flip), m, self.labels[idx]
 
     def draw_z(self, n):
         z_dim = getattr(self.G, "z_dim", 0)

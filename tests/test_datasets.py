@@ -203,3 +203,25 @@ def test_import_list_formats(tmp_path):
     assert out["b"]["image"].tolist() == ["img/ISIC_0000004.jpg"]
     with pytest.raises(InputError, match=r"noimg\.csv.*'image'"):
         datasets.import_split_lists(index, {"c": tmp_path / "noimg.csv"})
+
+
+def test_import_matches_image_id_column_and_isic_downsampled(tmp_path):
+    """A real-data index carries the release id in `image_id`; ISIC 2019 file names may end in '_downsampled'
+    where the authors' lists give the bare id."""
+    index = pd.DataFrame(
+        {
+            "image": ["raw/a.jpg", "raw/b.jpg", "raw/c.jpg"],
+            "label": [1, 0, 0],
+            "diagnosis": "x",
+            "dataset": "isic",
+            "image_id": ["ISIC_0000013_downsampled", "ISIC_0000014", "ISIC_0000015"],
+        }
+    )
+    (tmp_path / "l.csv").write_text(
+        "image,label\nISIC_2019_Training_Input/ISIC_0000013,1\nisic_0000015,0\n"
+    )
+    out = datasets.import_split_lists(index, {"p": tmp_path / "l.csv"})["p"]
+    assert out["image"].tolist() == ["raw/a.jpg", "raw/c.jpg"]
+    (tmp_path / "u.csv").write_text("image\nISIC_0000099\n")
+    with pytest.raises(InputError, match=r"u\.csv: 1 of 1 image id\(s\) of split 'q' are not in the index.*ISIC_0000099"):
+        datasets.import_split_lists(index, {"q": tmp_path / "u.csv"})

@@ -189,3 +189,24 @@ def test_experiment_dict_round_trip():
         assert application_order([back], back.application) == [e.id]
     with pytest.raises(InputError):
         Experiment.from_dict({"id": "x"})
+
+
+def test_build_trainset_uses_the_authors_real_subset(tmp_path):
+    """split.reduced_lists: replicate r's real quarter is the published list r, not a seeded draw."""
+    from ganaug.trainsets import build_trainset
+
+    train = _train().assign(image=lambda d: [f"img{i}.png" for i in range(len(d))])
+    train.to_csv(tmp_path / "train.csv", index=False)
+    listed = train.iloc[::4]
+    listed.to_csv(tmp_path / "rep0.csv", index=False)
+    exp = build_experiments({"anonymization": [{"ratio": "1/4:0", "group": "1/4"},
+                                               {"ratio": "1:0", "group": "full"}]})[0]
+    out = build_trainset(exp, 0, tmp_path / "train.csv", None, tmp_path / "ts.csv", seed=1,
+                         real_csv=tmp_path / "rep0.csv")
+    assert sorted(out["image"]) == sorted(listed["image"]) and set(out["source"]) == {"real"}
+    seeded = build_trainset(exp, 0, tmp_path / "train.csv", None, tmp_path / "ts2.csv", seed=1)
+    assert sorted(seeded["image"]) != sorted(listed["image"])
+    pd.DataFrame({"image": ["elsewhere.png"], "label": [0]}).to_csv(tmp_path / "bad.csv", index=False)
+    with pytest.raises(InputError, match=r"bad.csv: 1 image\(s\) not in the training part"):
+        build_trainset(exp, 0, tmp_path / "train.csv", None, tmp_path / "ts3.csv", seed=1,
+                       real_csv=tmp_path / "bad.csv")

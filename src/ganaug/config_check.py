@@ -34,6 +34,7 @@ def check_config(config: dict, workdir: Path | str = ".") -> dict:
             for key in ("n", "melanoma_fraction"):
                 if key not in ds:
                     problems.append(f"datasets.{name}.{key}: required for kind 'toyderm'")
+    problems += _check_real_datasets(config, workdir)
 
     split = config["split"]
     if split["dataset"] not in datasets:
@@ -69,16 +70,16 @@ def check_config(config: dict, workdir: Path | str = ".") -> dict:
         problems.append(str(e))
     if not experiments and not problems:
         problems.append("experiments: no experiment declared")
-    problems += _check_gans(config, experiments)
+    problems += _check_gans(config, experiments, workdir)
 
     if problems:
         raise ConfigError("\n  ".join([""] + problems))
     return experiments
 
 
-def _check_gans(config: dict, experiments: dict) -> list[str]:
+def _check_gans(config: dict, experiments: dict, workdir: Path) -> list[str]:
     """Every GAN the design uses is implemented and its settings resolve (unknown keys, bad values)."""
-    from ganaug.gans import GAN_NAMES, gan_module
+    from ganaug.gans import CONDITIONING, GAN_NAMES, gan_module
 
     used = set()
     for e in experiments.values():
@@ -90,4 +91,78 @@ def _check_gans(config: dict, experiments: dict) -> list[str]:
             gan_module(gan).resolve_config(dict(config.get("gans", {}).get(gan) or {}))
         except InputError as e:
             problems.append(str(e) if str(e).startswith("gans.") else f"gans.{gan}: {e}")
+    translators = sorted(g for g in used if CONDITIONING[g] == "mask")
+    train = config["datasets"].get(config["split"]["dataset"], {})
+    if translators and train.get("kind") == "index" and (workdir / train.get("path", "")).is_file():
+        import pandas as pd
+
+        columns = pd.read_csv(workdir / train["path"], nrows=0).columns
+        if "mask" not in columns:
+            problems.append(f"gans.{translators[0]}: translates label maps into images, but the training dataset "
+                            f"{config['split']['dataset']} ({train['path']}) has no 'mask' column")
+    return problems
+
+
+# keys of a dataset that only some kinds use
+_REAL_KEYS = {
+    "data_dir": ("isic2019", "isic2020"),
+    "files": ("isic2019", "isic2020"),
+    "masks": ("isic2019",),
+    "list": ("isic2020", "derm7pt", "derm7pt_clinic", "dermofit"),
+    "subset": ("isic2020",),
+    "near_duplicate_bits": ("derm7pt", "derm7pt_clinic"),
+    "check_counts": ("derm7pt", "derm7pt_clinic", "dermofit"),
+    "on_bad_image": ("index", "isic2019", "isic2020", "derm7pt", "derm7pt_clinic", "dermofit"),
+}
+
+
+def _check_real_datasets(config: dict, workdir: Path) -> list[str]:
+    """Keys of the real datasets: used by their kind, local copies and lists present, label maps for the
+    translation GANs, the authors' reduced lists. Hand-placed releases are checked by a job, not here, so
+    that a dry run works before they are in place."""
+    from fractions import Fraction
+
+    from ganaug import realdata
+
+    problems = []
+    for name, ds in config["datasets"].items():
+        kind = ds["kind"]
+        for key, kinds in _REAL_KEYS.items():
+            if key in ds and kind not in kinds:
+                only = ", ".join(kinds)
+                problems.append(f"datasets.{name}.{key}: not used by kind '{kind}' (only {only})")
+        if kind in realdata.MANUAL_KINDS and not ds.get("path"):
+            problems.append(f"datasets.{name}.path: required for kind '{kind}': the folder where you place "
+                            "the release (it must be obtained by hand)")
+        if kind in realdata.PUBLIC_FILES:
+            try:
+                specs = realdata.sources(name, ds)
+            except InputError as e:
+                problems.append(str(e))
+                specs = {}
+            for role, spec in specs.items():
+                if spec["local"] and not (workdir / spec["local"]).exists():
+                    problems.append(f"datasets.{name}.files.{role}.local: not found: {spec['local']}")
+        if ds.get("list") and not (workdir / ds["list"]).is_file():
+            problems.append(f"datasets.{name}.list: file not found: {ds['list']}")
+    split = config["split"]
+    train = config["datasets"].get(split["dataset"], {})
+    gans = {e.get("gan") for app in config.get("experiments", {}).values() for e in (app or [])}
+    translators = sorted(gans & {"pix2pixhd", "spade", "all"})
+    if translators and train.get("kind") == "isic2019" and not train.get("masks"):
+        problems.append(f"datasets.{split['dataset']}.masks: the design uses {translators[0]} (label map -> "
+                        "image); set masks: true to build label maps from the ISIC 2018 Task 1/2 masks")
+    for frac, paths in (split.get("reduced_lists") or {}).items():
+        try:
+            realdata.fraction_id(frac)
+            if not 0 < Fraction(str(frac)) <= 1:
+                raise ValueError
+        except (InputError, ValueError, ZeroDivisionError):
+            problems.append(f"split.reduced_lists.{frac}: not a fraction in (0, 1] like 1/4")
+        for r, path in enumerate(paths):
+            if not (workdir / path).is_file():
+                problems.append(f"split.reduced_lists.{frac}[{r}]: file not found: {path}")
+        if len(paths) < int(config.get("replicates", 1)):
+            problems.append(f"split.reduced_lists.{frac}: {len(paths)} list(s) for {config.get('replicates')} "
+                            "replicates; give one per replicate (replicate r uses list r)")
     return problems

@@ -192,17 +192,28 @@ def read_split_list(path) -> pd.DataFrame:
     return df
 
 
+def _loose_id(k: str) -> str:
+    """Lower-case id without ISIC 2019's '_downsampled' file-name suffix (the authors' lists omit it)."""
+    k = k.lower()
+    return k[: -len("_downsampled")] if k.endswith("_downsampled") else k
+
+
 def import_split_lists(
     index: pd.DataFrame, lists: dict[str, str | Path], check_labels: bool = True
 ) -> dict[str, pd.DataFrame]:
     """Replicate a published split: {part: index rows listed in that part's file, in the file's order}.
 
-    Ids are matched by file stem (case-insensitive if the exact id is absent). A missing id raises
-    InputError naming the list file and a few ids; with check_labels, a list's `label` column (when it has
-    one) must agree with the index.
+    The index's ids are its `image_id` column when it has one (the real datasets' release ids), else the
+    file stems of `image`. A list's ids (its `image` column, any folder prefix and extension removed) are
+    matched exactly, else case-insensitively, else with ISIC 2019's '_downsampled' file-name suffix
+    ignored. A missing id raises InputError naming the list file and a few ids; with check_labels, a list's
+    `label` column (when it has one) must agree with the index.
     """
     index = validate_index(index, "index")
-    ids = index["image"].map(image_id)
+    if "image_id" in index.columns:
+        ids = index["image_id"].fillna("").astype(str).map(image_id)
+    else:
+        ids = index["image"].map(image_id)
     exact: dict[str, int] = {}
     dup = set()
     for i, k in enumerate(ids):
@@ -210,8 +221,10 @@ def import_split_lists(
             dup.add(k)
         exact[k] = i
     lower: dict[str, list[int]] = {}
+    loose: dict[str, list[int]] = {}
     for i, k in enumerate(ids):
         lower.setdefault(k.lower(), []).append(i)
+        loose.setdefault(_loose_id(k), []).append(i)
     out = {}
     for part, path in lists.items():
         df = read_split_list(path)
@@ -224,6 +237,8 @@ def import_split_lists(
                 rows.append(exact[k])
             elif len(lower.get(k.lower(), [])) == 1:
                 rows.append(lower[k.lower()][0])
+            elif len(loose.get(_loose_id(k), [])) == 1:
+                rows.append(loose[_loose_id(k)][0])
             else:
                 missing.append(k)
         if missing:
@@ -248,26 +263,3 @@ def import_split_lists(
                 )
         out[part] = sel
     return out
-
-
-REAL_KINDS = {
-    "isic2019": "ISIC 2019 training set (public download)",
-    "isic2020": "ISIC 2020 training set (public download)",
-    "derm7pt": "derm7pt dermoscopic images (placed by hand, registration required)",
-    "derm7pt_clinic": "derm7pt clinical images (placed by hand, registration required)",
-    "dermofit": "Dermofit Image Library (placed by hand, licence required)",
-}
-
-
-def fetch_real_dataset(name: str, cfg: dict, log=None) -> pd.DataFrame:
-    """Download or check, verify and index a real dataset.
-
-    Not available in this release: the job stops with a message saying so rather than substituting
-    other data. Use `kind: index` with your own index CSV meanwhile.
-    """
-    kind = cfg.get("kind")
-    what = REAL_KINDS.get(kind, kind)
-    raise InputError(
-        f"datasets.{name}: kind '{kind}' ({what}) is not implemented yet in this release of ganaug; "
-        "declare your copy as {kind: index, path: <index.csv>} (columns image, label, diagnosis) meanwhile"
-    )

@@ -62,12 +62,26 @@ def build_trainset(
     out_csv,
     seed: int,
     log: logging.Logger | None = None,
+    real_csv=None,
 ) -> pd.DataFrame:
     """Replicate `replicate` of the experiment: the real subset of its fraction (the same one in every
-    experiment with that fraction: a paired design) and the experiment's synthetic images."""
+    experiment with that fraction: a paired design) and the experiment's synthetic images.
+
+    real_csv: the replicate's real subset as published by the study's authors (split.reduced_lists), used
+    instead of the seeded one; its images must all be in the training part."""
     log = log or log_default
     train = pd.read_csv(train_csv)
-    real = real_subset(train, experiment.ratio.real, replicate, seed).assign(source="real", gan="")
+    if real_csv is not None:
+        listed = pd.read_csv(real_csv)
+        unknown = sorted(set(listed["image"]) - set(train["image"]))
+        if unknown:
+            raise InputError(f"{real_csv}: {len(unknown)} image(s) not in the training part {train_csv}, "
+                             f"e.g. {unknown[0]}")
+        real = train[train["image"].isin(set(listed["image"]))]
+        log.info("%s rep%d: the real subset of %s (%d images)", experiment.id, replicate, real_csv, len(real))
+    else:
+        real = real_subset(train, experiment.ratio.real, replicate, seed)
+    real = real.assign(source="real", gan="")
     parts = [real[TRAINSET_COLUMNS]]
     if synthetic_csv is not None:
         synthetic = pd.read_csv(synthetic_csv)

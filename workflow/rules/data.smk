@@ -1,4 +1,36 @@
-"""Data: datasets -> index CSV -> train / val / test split + test sets -> decoded, resized image caches."""
+"""Data: datasets -> index CSV -> train / val / test split + test sets -> decoded, resized image caches.
+
+Real datasets: public files are downloaded (checksummed, resumable) into datasets.<name>.data_dir
+(default results/data/raw/<name>) and archives extracted there; hand-placed ones (derm7pt, Dermofit) are
+checked first. Each is preprocessed as the study did into results/data/prepared/<name>.csv, then every
+image is decoded once (check_images) before results/data/index/<name>.csv exists. The split is checked
+(counts, no training / test overlap) before any test set is written.
+"""
+
+import re
+from types import SimpleNamespace
+
+from ganaug import realdata
+
+
+DATA_SOURCES = {d: realdata.sources(d, c) for d, c in config["datasets"].items()}
+DOWNLOADS = {s["download"]: s for srcs in DATA_SOURCES.values() for s in srcs.values() if s["download"]}
+EXTRACTS = {
+    s["path"]: s for srcs in DATA_SOURCES.values() for s in srcs.values() if s["archive"] and s["path"] != s["local"]
+}
+# what a real dataset's preprocessing reads: its files (public), its check (manual), its list, its label maps
+REAL_INPUTS = {
+    d: {
+        **{role: s["path"] for role, s in DATA_SOURCES[d].items() if not role.startswith("masks_")},
+        **({"label_maps": f"results/data/masks/{d}/label_maps.csv"} if c.get("masks") else {}),
+        **({"check": f"results/data/manual/{d}.json"} if c["kind"] in realdata.MANUAL_KINDS else {}),
+        **({"list": c["list"]} if c.get("list") else {}),
+    }
+    for d, c in config["datasets"].items()
+}
+REDUCED = {realdata.fraction_id(f): list(v) for f, v in (config["split"].get("reduced_lists") or {}).items()}
+REDUCED_FILES = {f: [f"results/data/splits/reduced/{f}/rep{r}.csv" for r in range(len(v))] for f, v in REDUCED.items()}
+TESTSET_SOURCES = {t: testset_source(SimpleNamespace(test_set=t)) for t in TESTSETS}
 
 
 rule make_toyderm:
@@ -20,9 +52,166 @@ rule make_toyderm:
         mem_mb=2000,
         runtime=60,
     wildcard_constraints:
-        dataset="|".join(d for d, c in config["datasets"].items() if c["kind"] == "toyderm") or "^$",
+        dataset=realdata.dataset_pattern(config["datasets"], "toyderm"),
     script:
         "../scripts/make_toyderm.py"
+
+
+# One download job per public file and one extraction job per archive, at the configured data_dir. Their
+# params hold the file's source only (no code version): a change to the library re-downloads nothing.
+for _spec in DOWNLOADS.values():
+
+    rule:
+        name:
+            f"download_{_spec['dataset']}_{_spec['role']}"
+        output:
+            _spec["download"],
+        params:
+            spec=_spec,
+        log:
+            f"logs/data/download/{_spec['dataset']}/{_spec['role']}.log",
+        benchmark:
+            f"benchmarks/data/download/{_spec['dataset']}/{_spec['role']}.tsv"
+        conda:
+            "../../envs/data.yaml"
+        threads: 1
+        resources:
+            mem_mb=1000,
+            runtime=600,
+        script:
+            "../scripts/download_file.py"
+
+
+for _spec in EXTRACTS.values():
+
+    rule:
+        name:
+            f"extract_{_spec['dataset']}_{_spec['role']}"
+        input:
+            archive=_spec["source"],
+        output:
+            directory(_spec["path"]),
+        params:
+            spec=_spec,
+        log:
+            f"logs/data/extract/{_spec['dataset']}/{_spec['role']}.log",
+        benchmark:
+            f"benchmarks/data/extract/{_spec['dataset']}/{_spec['role']}.tsv"
+        conda:
+            "../../envs/data.yaml"
+        threads: 1
+        resources:
+            mem_mb=2000,
+            runtime=240,
+        script:
+            "../scripts/extract_archive.py"
+
+
+rule check_manual_dataset:
+    """derm7pt / Dermofit must be placed by hand: fails saying what to obtain, from where, and where to put it."""
+    output:
+        "results/data/manual/{dataset}.json",
+    params:
+        cfg=lambda w: config["datasets"][w.dataset],
+        stamp=lambda w: realdata.manual_stamp(config["datasets"][w.dataset]),
+        code=code_version("realdata"),
+    log:
+        "logs/data/check_manual_dataset/{dataset}.log",
+    benchmark:
+        "benchmarks/data/check_manual_dataset/{dataset}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    wildcard_constraints:
+        dataset=realdata.dataset_pattern(config["datasets"], *realdata.MANUAL_KINDS),
+    script:
+        "../scripts/check_manual_dataset.py"
+
+
+rule label_maps:
+    """ISIC 2018 Task 1/2 masks -> label maps (PNG) of the ISIC 2019 images that have them, by ISIC id."""
+    input:
+        task1=lambda w: DATA_SOURCES[w.dataset]["masks_task1"]["path"],
+        task2=lambda w: DATA_SOURCES[w.dataset]["masks_task2"]["path"],
+        images=lambda w: DATA_SOURCES[w.dataset]["images"]["path"],
+    output:
+        table="results/data/masks/{dataset}/label_maps.csv",
+    params:
+        outdir=lambda w: f"results/data/masks/{w.dataset}/png",
+        code=code_version("realdata", "masks"),
+    log:
+        "logs/data/label_maps/{dataset}.log",
+    benchmark:
+        "benchmarks/data/label_maps/{dataset}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: min(4, max(1, workflow.cores // 2))
+    resources:
+        mem_mb=4000,
+        runtime=60,
+    wildcard_constraints:
+        dataset=realdata.dataset_pattern(config["datasets"], "isic2019"),
+    script:
+        "../scripts/label_maps.py"
+
+
+rule index_isic:
+    """ISIC 2019 (carcinomas dropped; lesion_id; label maps) and ISIC 2020 (the isic20 subset)."""
+    input:
+        unpack(lambda w: REAL_INPUTS[w.dataset]),
+    output:
+        index="results/data/prepared/{dataset}.csv",
+        report="results/data/prepared/{dataset}.json",
+    params:
+        cfg=lambda w: config["datasets"][w.dataset],
+        specs=lambda w: DATA_SOURCES[w.dataset],
+        seed=config["seed"],
+        code=code_version("datasets", "realdata"),
+    log:
+        "logs/data/index_isic/{dataset}.log",
+    benchmark:
+        "benchmarks/data/index_isic/{dataset}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=4000,
+        runtime=30,
+    wildcard_constraints:
+        dataset=realdata.dataset_pattern(config["datasets"], "isic2019", "isic2020"),
+    script:
+        "../scripts/prepare_dataset.py"
+
+
+rule index_manual:
+    """derm7pt (dermoscopic or clinical; near duplicates removed) and Dermofit (BCC, SCC dropped)."""
+    input:
+        unpack(lambda w: REAL_INPUTS[w.dataset]),
+    output:
+        index="results/data/prepared/{dataset}.csv",
+        report="results/data/prepared/{dataset}.json",
+    params:
+        cfg=lambda w: config["datasets"][w.dataset],
+        specs={},
+        seed=config["seed"],
+        code=code_version("datasets", "realdata", "phash"),
+    log:
+        "logs/data/index_manual/{dataset}.log",
+    benchmark:
+        "benchmarks/data/index_manual/{dataset}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 2
+    resources:
+        mem_mb=2000,
+        runtime=30,
+    wildcard_constraints:
+        dataset=realdata.dataset_pattern(config["datasets"], *realdata.MANUAL_KINDS),
+    script:
+        "../scripts/prepare_dataset.py"
 
 
 rule import_index:
@@ -30,7 +219,7 @@ rule import_index:
     input:
         index=lambda w: config["datasets"][w.dataset]["path"],
     output:
-        index="results/data/index/{dataset}.csv",
+        index="results/data/prepared/{dataset}.csv",
     params:
         code=code_version("datasets"),
     log:
@@ -44,31 +233,36 @@ rule import_index:
         mem_mb=1000,
         runtime=10,
     wildcard_constraints:
-        dataset="|".join(d for d, c in config["datasets"].items() if c["kind"] == "index") or "^$",
+        dataset=realdata.dataset_pattern(config["datasets"], "index"),
     script:
         "../scripts/import_index.py"
 
 
-rule fetch_dataset:
-    """Public or hand-placed real datasets (ISIC, derm7pt, Dermofit)."""
+rule check_images:
+    """Decode every image (and label map) once, before any long job reads them; a bad file fails the job
+    naming it, or with on_bad_image: drop is left out and listed in results/data/integrity/<name>.csv."""
+    input:
+        index="results/data/prepared/{dataset}.csv",
     output:
         index="results/data/index/{dataset}.csv",
+        report="results/data/integrity/{dataset}.csv",
     params:
-        cfg=lambda w: config["datasets"][w.dataset],
+        on_bad=lambda w: config["datasets"][w.dataset].get("on_bad_image", "fail"),
+        code=code_version("datasets", "realdata"),
     log:
-        "logs/data/fetch_dataset/{dataset}.log",
+        "logs/data/check_images/{dataset}.log",
     benchmark:
-        "benchmarks/data/fetch_dataset/{dataset}.tsv"
+        "benchmarks/data/check_images/{dataset}.tsv"
     conda:
         "../../envs/data.yaml"
-    threads: 1
+    threads: min(4, max(1, workflow.cores // 2))
     resources:
         mem_mb=2000,
-        runtime=240,
+        runtime=120,
     wildcard_constraints:
-        dataset="|".join(d for d, c in config["datasets"].items() if c["kind"] not in ("toyderm", "index")) or "^$",
+        dataset=realdata.dataset_pattern(config["datasets"], "index", *realdata.REAL_KINDS),
     script:
-        "../scripts/fetch_dataset.py"
+        "../scripts/check_images.py"
 
 
 rule split:
@@ -97,9 +291,66 @@ rule split:
         "../scripts/split.py"
 
 
+rule reduced_split:
+    """The authors' reduced real training set of one replicate (split.reduced_lists), within the training part."""
+    input:
+        train="results/data/splits/train.csv",
+        list=lambda w: REDUCED[w.fraction][int(w.rep)],
+    output:
+        csv="results/data/splits/reduced/{fraction}/rep{rep}.csv",
+    params:
+        code=code_version("datasets", "realdata"),
+    log:
+        "logs/data/reduced_split/{fraction}/rep{rep}.log",
+    benchmark:
+        "benchmarks/data/reduced_split/{fraction}/rep{rep}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=1000,
+        runtime=10,
+    wildcard_constraints:
+        fraction="|".join(re.escape(f) for f in REDUCED) or "^$",
+    script:
+        "../scripts/reduced_split.py"
+
+
+rule check_splits:
+    """Counts per part and class; fails on any training / test overlap (image id or lesion id)."""
+    input:
+        train="results/data/splits/train.csv",
+        val="results/data/splits/val.csv",
+        test="results/data/splits/test.csv",
+        testsets=list(TESTSET_SOURCES.values()),
+        reduced=[f for files in REDUCED_FILES.values() for f in files],
+    output:
+        json="results/data/splits/check.json",
+        csv="results/data/splits/check.csv",
+    params:
+        testsets=TESTSET_SOURCES,
+        reduced=REDUCED_FILES,
+        code=code_version("datasets", "realdata"),
+    log:
+        "logs/data/check_splits.log",
+    benchmark:
+        "benchmarks/data/check_splits.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/check_splits.py"
+
+
 rule testset:
     input:
         source=testset_source,
+        # ancient: the check gates every test set (it must pass first), but a new test set re-runs the check
+        # and must not re-run the test sets that were already there (tests/test_reruns.py)
+        check=ancient("results/data/splits/check.json"),
     output:
         csv="results/data/testsets/{test_set}.csv",
     params:

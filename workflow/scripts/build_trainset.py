@@ -14,4 +14,5 @@ build_trainset(
     out_csv=sm.output.csv,
     seed=sm.params.seed,
     log=log,
+    real_csv=sm.input.get("real_list"),
 )

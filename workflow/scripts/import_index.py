@@ -1,4 +1,4 @@
-"""Check a user's index CSV and copy it into results/data/index/."""
+"""Check a user's index CSV and copy it into results/data/prepared/ (then check_images decodes its images)."""
 
 from ganaug.datasets import read_index
 from ganaug.io import write_csv

@@ -108,6 +108,14 @@ def test_resume_with_changed_config_is_refused(straight, data, tmp_path):
         train_gan("stylegan2", *data, tmp_path, dict(CFG, lr=0.01), seed=3, device="cpu")
     with pytest.raises(InputError, match="seed"):
         train_gan("stylegan2", *data, tmp_path, CFG, seed=4, device="cpu")
+    # the workflow's mode: a changed config sets the earlier run aside and trains afresh
+    first = (tmp_path / summary["snapshots"][0]).read_bytes()
+    again = train_gan("stylegan2", *data, tmp_path, dict(CFG, lr=0.01, total_kimg=0.032), seed=3, device="cpu",
+                      restart_on_change=True)
+    kept = list((tmp_path / "superseded").glob("*/" + summary["snapshots"][0]))
+    assert len(kept) == 1 and kept[0].read_bytes() == first  # nothing finished is lost
+    assert again["snapshots"] == [summary["snapshots"][0]]
+    assert load_snapshot(tmp_path / summary["snapshots"][0])["cfg"]["lr"] == 0.01
 
 
 def test_bad_inputs(data, tmp_path):

@@ -127,8 +127,15 @@ def select_device(preference: str = "auto"):
     if preference == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
     if preference.startswith("cuda") and not torch.cuda.is_available():
-        raise InputError(f"device '{preference}' requested but CUDA is not available")
-    return torch.device(preference)
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")
+        raise InputError(f"device '{preference}' requested (GANAUG_DEVICE) but CUDA is not available"
+                         + (f" (CUDA_VISIBLE_DEVICES={visible!r})" if visible is not None else "")
+                         + "; use GANAUG_DEVICE=auto or cpu")
+    try:
+        return torch.device(preference)
+    except RuntimeError as e:
+        raise InputError(f"device '{preference}' (GANAUG_DEVICE): not a device ('auto', 'cpu', 'cuda' or "
+                         f"'cuda:k'): {e}") from None
 
 
 def sha256_file(path, chunk: int = 1 << 20) -> str:

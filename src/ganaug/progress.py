@@ -57,12 +57,15 @@ def setup_logging(log_path=None, level=logging.INFO) -> logging.Logger:
     return logger
 
 
-def start_job(log_path=None, threads: int = 1, device: str | None = "none"):
+def start_job(log_path=None, threads: int = 1, device: str | None = "none", gpus: int = 1):
     """Common start of a workflow job: logging to the rule's log (uncaught errors included), CPU threads,
     and, for jobs that use torch, the device.
 
     device: 'none' for jobs without torch (nothing heavy is imported), else 'auto', 'cpu' or 'cuda[:k]';
-    'auto' may be overridden by the GANAUG_DEVICE environment variable. Returns (logger, torch.device or None).
+    'auto' may be overridden by the GANAUG_DEVICE environment variable. A job that will use CUDA ('auto' on
+    a machine with GPUs, or 'cuda') first takes `gpus` GPUs of its own (the rule's resources gpu;
+    ganaug.gpu_slots: a lock per GPU, CUDA_VISIBLE_DEVICES set before CUDA initialises; it waits while they
+    are taken); 'cuda' without a GPU fails here, before any work. Returns (logger, torch.device or None).
     """
     import os
     import sys
@@ -75,11 +78,16 @@ def start_job(log_path=None, threads: int = 1, device: str | None = "none"):
     sys.excepthook = log_uncaught
     if device == "none":
         return logger, None
+    from ganaug.gpu_slots import claim_device
+
+    preference = (os.environ.get("GANAUG_DEVICE") or "auto") if device == "auto" else device
+    preference = claim_device(preference, logger, gpus=gpus)  # before anything initialises CUDA
+
     import torch
 
     from ganaug.io import select_device
 
     torch.set_num_threads(max(1, int(threads)))
-    dev = select_device(os.environ.get("GANAUG_DEVICE", "auto") if device == "auto" else device)
+    dev = select_device(preference)
     logger.info("device %s, %d CPU thread(s)", dev, torch.get_num_threads())
     return logger, dev

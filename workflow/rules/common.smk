@@ -2,6 +2,7 @@
 
 import hashlib
 import os
+from fractions import Fraction
 from pathlib import Path
 
 from snakemake.utils import validate
@@ -43,10 +44,13 @@ wildcard_constraints:
 
 def code_version(*modules):
     """Hash of the library sources a job depends on. Snakemake does not see changes inside a package,
-    so this goes into the rule's params and a change to the code re-runs the rule."""
+    so this goes into the rule's params and a change to the code re-runs the rule. `io` (seeds, image and
+    checkpoint reading) counts for every job; ganaug.progress and ganaug.gpu_slots (logging, threads, the
+    choice of device) are left out on purpose: they change no result, and an edit there must not re-run
+    the study (tests/test_reruns.py)."""
     h = hashlib.sha256()
     root = Path(ganaug.__file__).parent
-    for mod in ("io", "progress") + modules:
+    for mod in ("io",) + modules:
         path = root / mod
         files = sorted(path.rglob("*.py")) if path.is_dir() else [path.with_suffix(".py")]
         for f in files:
@@ -92,7 +96,7 @@ GAN_CODE = {
 
 def gan_code(*modules):
     """code_version of a GAN's own modules + the shared GAN code + `modules`, as a params function."""
-    shared = ("gans/__init__", "gans/training", "gans/snapshots", "gans/data")
+    shared = ("gans/__init__", "gans/training", "gans/snapshots", "gans/data", "gans/distributed", "gans/launch")
     return lambda w: code_version(*shared, *GAN_CODE[w.gan], *modules)
 
 
@@ -143,6 +147,11 @@ def pool_manifests(wildcards):
 
 def trainset_inputs(wildcards):
     inputs = {"train": "results/data/splits/train.csv"}
+    # the authors' published real subset of this fraction and replicate, when configured
+    lists = {Fraction(f.replace("-", "/")): files for f, files in REDUCED_FILES.items()}
+    files = lists.get(EXPERIMENTS[wildcards.experiment].ratio.real, [])
+    if int(wildcards.rep) < len(files):
+        inputs["real_list"] = files[int(wildcards.rep)]
     if EXPERIMENTS[wildcards.experiment].gan is not None:
         inputs["synthetic"] = f"results/samples/{wildcards.experiment}.csv"
     return inputs
@@ -172,3 +181,29 @@ def figure_files():
     return [
         f"results/figures/{app}_{t}.{ext}" for app in APPLICATIONS for t in TESTSETS for ext in ("png", "pdf")
     ]
+
+
+
+def check_resource_overrides():
+    """A profile's `set-resources` / `set-threads` (or --set-resources / --set-threads) naming no rule of this
+    workflow: Snakemake ignores such an entry silently, so a typo (train_gans) would quietly run the job with
+    the wrong partition, memory or GPU. Runs once every rule (also the per-file download rules) is defined."""
+    import difflib
+
+    from snakemake.exceptions import WorkflowError
+
+    rs = workflow.resource_settings
+    named = set(rs.overwrite_resources or {}) | set(rs.overwrite_threads or {})
+    rules = {r.name for r in workflow.rules}
+    unknown = sorted(named - rules)
+    if unknown:
+        hints = [f"{u!r}" + "".join(f" (did you mean {c!r}?)" for c in difflib.get_close_matches(u, rules, 1))
+                 for u in unknown]
+        raise WorkflowError(f"set-resources / set-threads (profile or command line) name no rule of this "
+                            f"workflow: {', '.join(hints)}. The rules are: {', '.join(sorted(rules))}.")
+
+
+# Snakemake calls workflow.check() once the Snakefile and every include are parsed (before any DAG, also in a
+# dry run): the check goes there, since rules defined after this file are unknown here.
+_snakemake_check = workflow.check
+workflow.check = lambda: (_snakemake_check(), check_resource_overrides())

@@ -24,6 +24,9 @@ rule train_gan:
     resources:
         mem_mb=16000,
         runtime=4320,
+        # gpu=N > 1 (a profile's set-resources, e.g. train_gan: {gpu: 4}): N data-parallel processes on N GPUs
+        # of one machine (torchrun, ganaug.gans.launch), sharing the threads; gans.<gan>.batch stays the
+        # global batch, so the result is that of one GPU (up to float rounding) and a run resumes on any N
         gpu=1,
     script:
         "../scripts/train_gan.py"

@@ -1,24 +1,17 @@
-"""Train one GAN on the real training images (resumes from its last snapshot)."""
+"""Train one GAN on the real training images (resumes from its last snapshot); with resources gpu = N > 1
+as N data-parallel processes (torchrun; ganaug.gans.launch)."""
 
-import numpy as np
-import pandas as pd
-
-from ganaug.cache import load_cache
 from ganaug.gans import require_implemented
-from ganaug.gans.training import train_gan
-from ganaug.io import seed_from, write_json
-from ganaug.masks import masked_training_data
+from ganaug.gans.launch import train_job
+from ganaug.io import seed_from
 from ganaug.progress import start_job
 
 sm = snakemake  # noqa: F821
 gan = sm.wildcards.gan
 require_implemented(gan, key=f"gans.{gan}")
-log, device = start_job(sm.log[0], sm.threads, device="auto")
-images = load_cache(sm.input.images, mmap=False)
-labels = pd.read_csv(sm.input.csv)["label"].to_numpy(np.int64)
-masks = None
-if "masks" in sm.input.keys():
-    images, labels, masks, _ = masked_training_data(images, sm.input.masks, sm.input.mask_rows)
-summary = train_gan(gan, images, labels, sm.params.outdir, dict(sm.params.cfg), seed_from(sm.params.seed, "gan", gan),
-                    device, log, masks=masks)
-write_json(sm.output.summary, summary)
+gpus = int(getattr(sm.resources, "gpu", 1) or 0)
+log, device = start_job(sm.log[0], sm.threads, device="auto", gpus=gpus)  # takes `gpus` GPU slots
+masks = dict(masks=sm.input.masks, mask_rows=sm.input.mask_rows) if "masks" in sm.input.keys() else {}
+train_job(gan, sm.input.images, sm.input.csv, sm.params.outdir, dict(sm.params.cfg),
+          seed_from(sm.params.seed, "gan", gan), sm.output.summary, device, log, **masks,
+          gpus=gpus, threads=sm.threads, log_path=sm.log[0])

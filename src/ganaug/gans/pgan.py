@@ -27,6 +27,7 @@ their 2x-pooled + nearest-upsampled version: lerp(up(pool(x)), x, alpha), as the
 A snapshot stores the level and the alpha of its last step; `build_generator` restores them, and
 Generator.sample() generates at that level and upsamples (nearest) to the full resolution; PGAN has no
 truncation trick, so truncation_psi != 1 raises InputError.
+Trains on several processes too (ganaug.gans.distributed).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from torch import nn
 
 from ganaug.io import InputError, seed_from
 
+from . import distributed
 from .data import RealSampler, load_rng_state, real_images, rng_state
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, normalize_2nd_moment
 from .snapshots import plain
@@ -305,6 +307,8 @@ class Trainer:
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, "pgan", "train"))
         self.sampler = RealSampler(self.N, seed_from(seed, "pgan", "data"), device)
+        self.dist = distributed.context()  # several processes: every draw for the global batch
+        self.dist.check_groups(self.B, cfg["mbstd_group"], log)
         self.level, self.alpha = schedule(0, cfg)
         self.G_opt, self.D_opt = self.make_optimisers()
         self.cur_nimg = 0
@@ -361,11 +365,14 @@ class Trainer:
     # ------------------------------------------------------------------------------------ sampling
     def real_batch(self):
         idx, flip = self.sampler.next(self.B)
+        idx, flip = self.dist.shard(idx), self.dist.shard(flip)
         return real_images(self.images, idx, flip if self.cfg["mirror"] else None), self.labels[idx]
 
     def fake_inputs(self, n):
-        z = torch.randn(n, self.cfg["z_dim"], device=self.device, generator=self.gen)
-        c = self.labels[torch.randint(0, self.N, (n,), device=self.device, generator=self.gen)]
+        """Latents and classes of n fakes (n: the global batch; this process's rows of it)."""
+        d = self.dist
+        z = d.randn((n, self.cfg["z_dim"]), self.gen, self.device)
+        c = self.labels[d.randint(0, self.N, (n,), self.gen, self.device)]
         return z, c
 
     # ---------------------------------------------------------------------------------------- step
@@ -387,7 +394,7 @@ class Trainer:
         with torch.no_grad():
             fake = G(z, c, level, alpha)
         real_out, fake_out = D(real, alpha), D(fake, alpha)
-        u = torch.rand(B, 1, 1, 1, device=self.device, generator=self.gen)
+        u = self.dist.rand((B, 1, 1, 1), self.gen, self.device)
         mixed = torch.lerp(real, fake, u).requires_grad_(True)
         (grad,) = torch.autograd.grad(D(mixed, alpha)[:, 0].sum(), mixed, create_graph=True)
         gp = ((grad.square().sum(dim=[1, 2, 3]) + 1e-12).sqrt() - 1).square()
@@ -397,6 +404,7 @@ class Trainer:
         loss_D = (fake_out[:, 0].mean() - real_out[:, 0].mean() + cfg["gp_lambda"] * gp.mean()
                   + cfg["drift"] * drift.mean() + cfg["ac_weight"] * (ac_real + ac_fake))
         loss_D.backward()
+        self.dist.reduce_grads(D)
         self.D_opt.step()
         for k, v in (("loss_D", loss_D), ("gp", gp), ("drift", drift), ("ac_real", ac_real),
                      ("real_score", real_out[:, 0]), ("fake_score", fake_out[:, 0])):
@@ -411,6 +419,7 @@ class Trainer:
         ac_fake_g = F.cross_entropy(out[:, 1:], c)
         loss_G = -out[:, 0].mean() + cfg["ac_weight"] * ac_fake_g
         loss_G.backward()
+        self.dist.reduce_grads(G)
         self.G_opt.step()
         self.add_stat("loss_G", loss_G)
         self.add_stat("ac_fake", ac_fake_g)

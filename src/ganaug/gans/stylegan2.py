@@ -18,7 +18,7 @@ the loss scaled by the interval); optional lazy path-length regulariser (weight 
 and betas (c / (c + 1)); EMA of G with half-life `ema_kimg` (ramped up: ema_nimg <= cur_nimg *
 ema_rampup); optional ADA. A snapshot holds G, G_ema, D, both optimisers, images_seen, the step, all
 RNG states (device generator for z/noise/augmentation, CPU generator of the data order and the current
-permutation), ADA state and pl_mean.
+permutation), ADA state and pl_mean. Trains on several processes too (ganaug.gans.distributed).
 """
 
 from __future__ import annotations
@@ -33,6 +33,7 @@ from torch import nn
 
 from ganaug.io import InputError, seed_from
 
+from . import distributed
 from .augment import AdaController, augment
 from .data import RealSampler, load_rng_state, real_images, rng_state
 from .layers import (
@@ -117,8 +118,11 @@ class SynthesisLayer(nn.Module):
     def forward(self, x, w, noise_mode="random", generator=None):
         x = self.conv(x, w)
         if noise_mode == "random":
-            noise = torch.randn(x.shape[0], 1, self.resolution, self.resolution, device=x.device,
-                                dtype=x.dtype, generator=generator)
+            shape = (x.shape[0], 1, self.resolution, self.resolution)
+            if generator is None or isinstance(generator, torch.Generator):
+                noise = torch.randn(shape, device=x.device, dtype=x.dtype, generator=generator)
+            else:  # one process of several: distributed.Context.noise_generator
+                noise = generator.randn(shape, device=x.device, dtype=x.dtype)
             x = x + noise * self.noise_strength
         elif noise_mode == "const":
             x = x + self.noise_const * self.noise_strength
@@ -378,6 +382,13 @@ class Trainer:
         self.D_opt = opt(self.D.parameters(), cfg["r1_interval"], cfg["r1_gamma"] > 0)
         self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, "stylegan2", "train"))
         self.sampler = RealSampler(self.N, seed_from(seed, "stylegan2", "data"), device)
+        self.dist = d = distributed.context()  # several processes: every draw for the global batch
+        if d.active:
+            if cfg["pl_weight"] > 0:
+                d.check_batch(max(self.B // cfg["pl_batch_shrink"], 1), f"{CFG_KEY}.pl_batch_shrink "
+                              f"(path-length batch = batch // pl_batch_shrink)")
+            d.check_groups(self.B, 4, log)
+        self.noise_gen = d.noise_generator(self.gen)
         self.ada = AdaController(cfg["ada_target"], cfg["ada_kimg"], cfg["ada_interval"]) if cfg["ada"] else None
         self.pl_mean = torch.zeros([], device=device)
         self.cur_nimg = 0
@@ -419,18 +430,25 @@ class Trainer:
     # ------------------------------------------------------------------------------------ sampling
     def real_batch(self):
         idx, flip = self.sampler.next(self.B)
+        idx, flip = self.dist.shard(idx), self.dist.shard(flip)
         return real_images(self.images, idx, flip if self.cfg["mirror"] else None), self.labels[idx]
 
     def fake_inputs(self, n):
-        z = torch.randn(n, self.cfg["z_dim"], device=self.device, generator=self.gen)
-        c = self.labels[torch.randint(0, self.N, (n,), device=self.device, generator=self.gen)]
+        """Latents and classes of n fakes (n: the global batch; this process's rows of it)."""
+        d = self.dist
+        z = d.randn((n, self.cfg["z_dim"]), self.gen, self.device)
+        c = self.labels[d.randint(0, self.N, (n,), self.gen, self.device)]
         return z, c
 
     def run_G(self, z, c):
-        G = self.G
-        ws = G.map(z, c, update_w_avg=True)
+        G, d = self.G, self.dist
+        ws = G.map(z, c, update_w_avg=not d.active)
+        if d.active:  # w_avg tracks the mean w of the global batch
+            with torch.no_grad():
+                m = G.mapping
+                m.w_avg.copy_(d.mean(ws[:, 0].mean(dim=0)).lerp(m.w_avg, m.w_avg_beta))
         # style mixing: from a random layer on, use the w of a second latent (same class)
-        z2 = torch.randn(z.shape, device=self.device, generator=self.gen)
+        z2 = d.randn(d.global_shape(z), self.gen, self.device)
         cutoff = torch.randint(1, self.num_ws, (), device=self.device, generator=self.gen)
         use = torch.rand((), device=self.device, generator=self.gen) < self.cfg["style_mixing"]
         if self.cfg["style_mixing"] > 0:
@@ -438,12 +456,12 @@ class Trainer:
             ws2 = G.map(z2, c)
             mix = (torch.arange(self.num_ws, device=self.device) >= cutoff).reshape(1, -1, 1)
             ws = torch.where(mix, ws2, ws)
-        img = G.synthesis(ws, noise_mode="random", generator=self.gen)
+        img = G.synthesis(ws, noise_mode="random", generator=self.noise_gen)
         return img, ws
 
     def run_D(self, img, c):
         if self.ada is not None and self.ada.p > 0:
-            img = augment(img, self.ada.p, self.gen)
+            img = self.dist.per_sample(lambda x: augment(x, self.ada.p, self.gen), img)
         return self.D(img, c)
 
     # ---------------------------------------------------------------------------------------- step
@@ -461,6 +479,7 @@ class Trainer:
         logits = self.run_D(img, c)
         loss_G = F.softplus(-logits).mean()
         loss_G.backward()
+        self.dist.reduce_grads(G)
         self.G_opt.step()
         self.add_stat("loss_G", loss_G)
         self.add_stat("fake_score", logits)
@@ -472,13 +491,14 @@ class Trainer:
             z, c = self.fake_inputs(n)
             img, ws = self.run_G(z, c)
             h, w = img.shape[2:]
-            pl_noise = torch.randn(img.shape, device=self.device, generator=self.gen) / math.sqrt(h * w)
+            pl_noise = self.dist.randn(self.dist.global_shape(img), self.gen, self.device) / math.sqrt(h * w)
             (grads,) = torch.autograd.grad((img * pl_noise).sum(), ws, create_graph=True)
             lengths = grads.square().sum(2).mean(1).sqrt()
-            pl_mean = self.pl_mean.lerp(lengths.mean().detach(), cfg["pl_decay"])
+            pl_mean = self.pl_mean.lerp(self.dist.mean(lengths.mean().detach()), cfg["pl_decay"])
             self.pl_mean = pl_mean.detach()
             penalty = (lengths - pl_mean).square()
             (penalty.mean() * cfg["pl_weight"] * cfg["pl_interval"] + img[:, 0, 0, 0].sum() * 0).backward()
+            self.dist.reduce_grads(G)
             self.G_opt.step()
             self.add_stat("pl", penalty)
 
@@ -493,10 +513,16 @@ class Trainer:
         real_logits = self.run_D(real, real_c)
         loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         loss_D.backward()
+        self.dist.reduce_grads(D)
         self.D_opt.step()
         self.add_stat("loss_D", loss_D)
         self.add_stat("real_score", real_logits)
-        if self.ada is not None:
+        if self.ada is not None and self.dist.active:  # the sign statistic of the global batch
+            s = self.dist.sum(torch.stack([torch.sign(real_logits.detach()).sum(),
+                                           torch.tensor(float(real_logits.numel()), device=self.device)]))
+            self.ada.sign_sum += float(s[0].item())
+            self.ada.count += int(s[1].item())
+        elif self.ada is not None:
             self.ada.accumulate(real_logits)
 
         # D reg: R1 on reals, lazily
@@ -507,6 +533,7 @@ class Trainer:
             (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
             penalty = grads.square().sum(dim=[1, 2, 3])
             (penalty.mean() * (cfg["r1_gamma"] / 2) * cfg["r1_interval"] + logits.sum() * 0).backward()
+            self.dist.reduce_grads(D)
             self.D_opt.step()
             self.add_stat("r1", penalty)
 

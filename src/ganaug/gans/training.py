@@ -14,6 +14,11 @@ processes, provided the number of torch threads is the same (the thread count ch
 reduction order). On CUDA a resume restores the same state, but cuDNN and atomics make runs not
 bitwise reproducible. Only the module's RESUMABLE_CHANGES (total_kimg, snapshot_kimg, num_threads) may
 change between a run and its resume.
+
+Several processes (torchrun, see ganaug.gans.distributed): every rank runs train_gan on the same data
+and directory; `batch` is the global batch; rank 0 alone writes snapshots and metrics.jsonl. Snapshots
+are the same as a one-process run's (up to float reduction order), so a run resumes with any number of
+processes.
 """
 
 from __future__ import annotations
@@ -28,7 +33,7 @@ import torch
 from ganaug.io import InputError, append_jsonl, atomic_path, load_torch, save_torch
 from ganaug.progress import Progress
 
-from . import gan_module, gan_of_format
+from . import distributed, gan_module, gan_of_format
 from .snapshots import (
     list_snapshots,
     plain,
@@ -67,10 +72,39 @@ def _check_data(gan, images, labels, masks, cfg, conditioning):
     return labels.astype(np.int64)
 
 
+def _resume_problem(gan, mod, s, path, cfg, n, seed, out_dir) -> str | None:
+    """Why the run in out_dir cannot be resumed with these settings (None if it can)."""
+    if s.get("format") != mod.FORMAT:
+        return f"{path}: not a ganaug {gan} snapshot (format {s.get('format')!r})"
+    for k, v in s["cfg"].items():
+        if k not in mod.RESUMABLE_CHANGES and plain(cfg.get(k)) != v:
+            return f"gans.{gan}.{k}: is {cfg.get(k)!r} but the run in {out_dir} was started with {v!r}"
+    if int(s["data"]["n"]) != n:
+        return f"{path}: was trained on {s['data']['n']} images, now given {n}"
+    if int(s.get("seed", seed)) != int(seed):
+        return f"{path}: was trained with seed {s['seed']}, now given {seed}"
+    return None
+
+
+def _set_aside(out_dir: Path, files) -> Path:
+    """Move a superseded run's files to out_dir/superseded/<UTC time>/ (nothing finished is deleted)."""
+    dest = out_dir / "superseded" / time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    dest.mkdir(parents=True, exist_ok=True)
+    for f in files:
+        if Path(f).exists():
+            Path(f).replace(dest / Path(f).name)
+    return dest
+
+
 def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: dict, seed: int, device,
-              log: logging.Logger | None = None, masks: np.ndarray | None = None) -> dict:
+              log: logging.Logger | None = None, masks: np.ndarray | None = None,
+              restart_on_change: bool = False) -> dict:
     """Train (or resume) GAN `gan` on uint8 NHWC images with class labels (and, for the translation GANs,
     uint8 N x H x W label maps). Writes snapshots and metrics.jsonl to out_dir (see the module doc).
+
+    A run in out_dir that cannot be resumed with these settings (changed config, data or seed) is an
+    InputError, or with restart_on_change (the workflow: a changed config means a new run) its files are
+    moved to out_dir/superseded/<time>/ and training starts over.
 
     Returns {"gan", "snapshots": [file names in out_dir], "kimg": images_seen / 1000, "seconds"}.
     """
@@ -87,34 +121,40 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
         raise InputError(f"gans.{gan}.num_classes: {cfg['num_classes']} but a label is {labels.max()}")
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg["num_threads"]))
+    ctx = distributed.context()
+    if ctx.active:
+        ctx.check_batch(cfg["batch"], f"gans.{gan}.batch")
 
     tr = mod.Trainer(images, labels, masks, cfg, int(seed), device, log)
+    if ctx.active:
+        distributed.check_supported(gan, tr)
     metrics_path = out_dir / "metrics.jsonl"
     existing = list_snapshots(out_dir)
     if existing:
         path = existing[-1][1]
         s = load_torch(path, map_location="cpu")  # RNG states must stay CPU tensors
-        if s.get("format") != mod.FORMAT:
-            raise InputError(f"{path}: not a ganaug {gan} snapshot (format {s.get('format')!r})")
-        for k, v in s["cfg"].items():
-            if k not in mod.RESUMABLE_CHANGES and plain(cfg.get(k)) != v:
-                raise InputError(f"gans.{gan}.{k}: is {cfg.get(k)!r} but the run in {out_dir} was started with "
-                                 f"{v!r}; delete its snapshots to start over")
-        if int(s["data"]["n"]) != tr.N:
-            raise InputError(f"{path}: was trained on {s['data']['n']} images, now given {tr.N}")
-        if int(s.get("seed", seed)) != int(seed):
-            raise InputError(f"{path}: was trained with seed {s['seed']}, now given {seed}")
+        problem = _resume_problem(gan, mod, s, path, cfg, tr.N, seed, out_dir)
+        if problem and restart_on_change and ctx.is_main:
+            moved = _set_aside(out_dir, [p for _, p in existing] + [metrics_path])
+            log.warning(f"{problem}: the earlier run is kept in {moved}; training starts over")
+        if problem and restart_on_change:
+            existing = []
+        elif problem:
+            raise InputError(f"{problem}; delete its snapshots to start over")
+    if existing:
         tr.load_state_dict(s)
-        truncate_metrics(metrics_path, tr.cur_nimg)
+        if ctx.is_main:
+            truncate_metrics(metrics_path, tr.cur_nimg)
         log.info(f"resuming from {path.name} at kimg {tr.cur_nimg / 1000:.3f}")
-    elif metrics_path.exists():
+    elif metrics_path.exists() and ctx.is_main:
         metrics_path.unlink()
 
     schedule = snapshot_schedule(cfg)
     total_nimg = schedule[-1][0]
     pending = [(p, n) for p, n in schedule if p > tr.cur_nimg]
     log.info(f"{gan}: {tr.N} images, {cfg['num_classes']} classes, {cfg['resolution']} px, {tr.describe()}, "
-             f"total {total_nimg / 1000:g} kimg, device {device}")
+             f"total {total_nimg / 1000:g} kimg, device {device}"
+             + (f", {ctx.world} processes of batch {cfg['batch'] // ctx.world}" if ctx.active else ""))
     progress = Progress(total_nimg / 1000, "kimg", log, start=tr.cur_nimg / 1000)
     t_interval = t_log = time.perf_counter()
     nimg_interval = nimg_log = tr.cur_nimg
@@ -130,6 +170,10 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
             continue
         pending = [(p, n) for p, n in pending if tr.cur_nimg < p]
         name = crossed[-1][1]
+        ctx.average_stats(getattr(tr, "stats", {}))  # all ranks: their stats are means over equal shares
+        if not ctx.is_main:
+            tr.reset_stats()
+            continue
         state = tr.state_dict()
         state["seed"] = int(seed)
         state["nominal_images"] = crossed[-1][0]
@@ -147,6 +191,7 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
         tr.reset_stats()
         t_interval, nimg_interval = time.perf_counter(), tr.cur_nimg
 
+    ctx.barrier()  # rank 0 has written every snapshot
     return dict(gan=gan, snapshots=[p.name for _, p in list_snapshots(out_dir)], kimg=tr.cur_nimg / 1000,
                 seconds=tr.seconds)
 

@@ -21,7 +21,8 @@
   and the log says so. Images are mapped from [-1, 1] to ImageNet-normalised input (the reference code
   feeds [-1, 1] unnormalised; torchvision's weights expect normalised input).
 - TranslationTrainer: the Trainer protocol of ganaug.gans.training for both (data order, flips of image
-  and label map together, one G step then one D step per batch, snapshots state, metrics).
+  and label map together, one G step then one D step per batch, snapshots state, metrics); several
+  processes (ganaug.gans.distributed) for pix2pixHD; SPADE's BatchNorm refuses them.
 """
 
 from __future__ import annotations
@@ -38,6 +39,7 @@ from torch import nn
 from ganaug.io import InputError, seed_from, sha256_file
 from ganaug.masks import NUM_LABELS
 
+from . import distributed
 from .data import RealSampler, load_rng_state, real_images, rng_state
 from .snapshots import plain
 
@@ -415,6 +417,7 @@ class TranslationTrainer:
         self.vgg, self.vgg_sha256 = make_vgg_loss(cfg, self.cfg_key, self.log, device)
         self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, self.NAME, "train"))
         self.sampler = RealSampler(self.N, seed_from(seed, self.NAME, "data"), device)
+        self.dist = distributed.context()  # several processes: every draw for the global batch
         self.cur_nimg = 0
         self.step = 0
         self.seconds = 0.0
@@ -502,6 +505,7 @@ class TranslationTrainer:
         """(images float NCHW in [-1, 1], label maps long N x R x R, classes); image and map x-flipped
         together."""
         idx, flip = self.sampler.next(self.B)
+        idx, flip = self.dist.shard(idx), self.dist.shard(flip)
         flip = flip if self.cfg["mirror"] else None
         m = self.masks[idx].long()
         if flip is not None:
@@ -509,10 +513,11 @@ class TranslationTrainer:
         return real_images(self.images, idx, flip), m, self.labels[idx]
 
     def draw_z(self, n):
+        """Latents of n fakes (n: the global batch; this process's rows of it), None without z."""
         z_dim = getattr(self.G, "z_dim", 0)
         if not z_dim:
             return None
-        return torch.randn(n, z_dim, device=self.device, generator=self.gen)
+        return self.dist.randn((n, z_dim), self.gen, self.device)
 
     # ------------------------------------------------------------------------------------- step
     def train_step(self):
@@ -539,6 +544,7 @@ class TranslationTrainer:
             loss_G = loss_G + loss_vgg
             self.add_stat("loss_G_vgg", loss_vgg)
         loss_G.backward()
+        self.dist.reduce_grads(G)
         self.G_opt.step()
         self.add_stat("loss_G", loss_G)
         self.add_stat("loss_G_gan", loss_gan)
@@ -557,6 +563,7 @@ class TranslationTrainer:
         loss_D_real, loss_D_fake = self.d_adv_terms(pred_real, pred_fake)
         loss_D = loss_D_real + loss_D_fake
         loss_D.backward()
+        self.dist.reduce_grads(D)
         self.D_opt.step()
         self.add_stat("loss_D", loss_D)
         self.add_stat("loss_D_real", loss_D_real)

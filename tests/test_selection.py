@@ -60,7 +60,7 @@ def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
         (tmp_path / name).write_bytes(b"")
 
     class StubG:
-        num_classes = 2
+        num_classes, z_dim = 2, 8
 
         def __init__(self, kimg):
             self.mix = {1.0: 0.8, 2.0: 0.3, 4.0: 0.02}[kimg]  # blend toward grey: worse early

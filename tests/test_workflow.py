@@ -70,12 +70,9 @@ def snakemake(workdir: Path, *args, timeout=600) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture(scope="module")
-def study(tmp_path_factory):
-    workdir = tmp_path_factory.mktemp("study")
-    write_config(workdir, TINY)
-    run = snakemake(workdir, "--cores", "2")
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-6000:]
-    return workdir
+def study(tiny_study):
+    """The TINY study, built once per test session (tests/conftest.py: tiny_study)."""
+    return tiny_study
 
 
 def test_every_public_output(study):
@@ -169,15 +166,17 @@ def test_replicates_pair_real_subsets(study):
     assert list(s0["image"]) == list(s1["image"])  # synthetic subset fixed across replicates
 
 
-def test_report_target(study):
-    run = snakemake(study, "--cores", "1", "report")
+def test_report_target(study, frozen_workflow):
+    run = subprocess.run(frozen_workflow.cmd + ["-d", str(study), "--cores", "1", "report"], env=frozen_workflow.env,
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     html = (study / "results/report.html").read_text(errors="replace")
     assert "auc.csv" in html and len(html) > 10000
 
 
-def test_rerun_is_a_no_op(study):
-    run = snakemake(study, "-n", "--cores", "1")
+def test_rerun_is_a_no_op(study, frozen_workflow):
+    run = subprocess.run(frozen_workflow.cmd + ["-d", str(study), "-n", "--cores", "1"], env=frozen_workflow.env,
+                         capture_output=True, text=True, timeout=600)
     assert run.returncode == 0, run.stderr[-3000:]
     assert "Nothing to be done" in run.stdout + run.stderr
 
@@ -253,3 +252,17 @@ def test_paper_design_dry_run(tmp_path):
     assert stats["train_classifier"] == str(27 * 10)
     assert stats["train_gan"] == "4" and stats["evaluate"] == "27"
     assert "toyderm" not in run.stdout
+
+
+def test_translation_gan_without_label_maps_fails_before_any_job(tmp_path):
+    """pix2pixHD on a user's index that has no 'mask' column: the config check names the GAN and the file."""
+    pd.DataFrame({"image": ["a.png"], "label": [0], "diagnosis": ["nevus"]}).to_csv(tmp_path / "mine.csv",
+                                                                                      index=False)
+    cfg = copy.deepcopy(TINY)
+    cfg["datasets"]["toy"] = {"kind": "index", "path": "mine.csv"}
+    cfg["experiments"]["augmentation"][1]["gan"] = "pix2pixhd"
+    write_config(tmp_path, cfg)
+    run = snakemake(tmp_path, "--cores", "1")
+    assert run.returncode != 0
+    assert "gans.pix2pixhd: translates label maps into images" in run.stderr and "mine.csv" in run.stderr
+    assert not (tmp_path / "results").exists()

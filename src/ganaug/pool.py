@@ -5,6 +5,7 @@ A pool image is referred to as "<shard .npy path>#<row>"; shards are uint8 N x H
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from pathlib import Path
@@ -12,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from ganaug.io import InputError, save_npy, seed_from, write_csv
+from ganaug.io import InputError, save_npy, seed_from, sha256_file, write_csv, write_json
 from ganaug.progress import Progress
 
 log_default = logging.getLogger("ganaug")
@@ -78,6 +79,12 @@ def generate_pool(
         labels = pool_labels(n_per_class, G.num_classes)
     shard_dir = Path(out_dir) / "shards"
     shard_dir.mkdir(parents=True, exist_ok=True)
+    _invalidate_stale_shards(shard_dir, {
+        "snapshot": selected["snapshot"], "snapshot_sha256": sha256_file(selected["path"]), "gan": gan,
+        "seed": int(seed), "shard_size": int(shard_size), "truncation_psi": float(truncation_psi),
+        "labels_sha256": hashlib.sha256(labels.tobytes()).hexdigest(),
+        "masks_sha256": None if masks is None else hashlib.sha256(np.ascontiguousarray(masks).tobytes()).hexdigest(),
+    }, log)
     n_shards = -(-len(labels) // shard_size)
     progress = Progress(n_shards, "shard", log)
     rows = []
@@ -106,6 +113,21 @@ def generate_pool(
     table["snapshot"] = selected["snapshot"]
     write_csv(out_csv, table)
     return table
+
+
+def _invalidate_stale_shards(shard_dir: Path, fingerprint: dict, log) -> None:
+    """Shards are reused on resume only if they come from the same snapshot, settings and label maps;
+    otherwise (a new snapshot was selected, a pool setting changed) they are deleted and regenerated."""
+    record = shard_dir / "pool.json"
+    old = json.loads(record.read_text()) if record.exists() else None
+    stale = sorted(shard_dir.glob("shard-*.npy"))
+    if old != fingerprint and stale:
+        log.info("pool settings or snapshot changed since %s was written: regenerating %d shard(s)", record,
+                 len(stale))
+        for f in stale:
+            f.unlink()
+    if old != fingerprint:
+        write_json(record, fingerprint)
 
 
 def _shard_ok(path: Path, n: int) -> bool:

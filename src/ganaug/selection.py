@@ -121,7 +121,8 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     path = dict(snaps)[kimg]
     G = gt.load_generator(path, device)
     noise = [fid]
-    for j in range(1, int(cfg["noise_seeds"])):
+    # a generator without a latent (pix2pixHD, SPADE by default) gives the same images for every seed
+    for j in range(1, int(cfg["noise_seeds"]) if G.z_dim else 1):
         noise.append(_score(G, seed_from(seed, "fake", j))[0])
     noise_std = float(np.std(noise, ddof=1)) if len(noise) > 1 else None
     # beyond FID: k-NN precision / recall, KID and FID, overall and per class, at the chosen snapshot

@@ -15,9 +15,11 @@ class ConfigError(InputError):
     pass
 
 
-def check_config(config: dict, workdir: Path | str = ".") -> dict:
-    """Validate cross-references, names and paths; return the experiment table {id: Experiment}."""
-    from ganaug.classifier.models import validate_model_name
+def check_config(config: dict, workdir: Path | str = ".", deep: bool = True) -> dict:
+    """Validate cross-references, names and paths; return the experiment table {id: Experiment}.
+
+    deep=False skips the checks that import torch / timm (model names, GAN settings): a cluster job
+    loads the workflow again only to run one job of a configuration already checked at submission."""
     from ganaug.design import build_experiments
 
     workdir = Path(workdir)
@@ -55,9 +57,11 @@ def check_config(config: dict, workdir: Path | str = ".") -> dict:
                 "held-out part (its other images are training data)"
             )
 
-    for key in ("classifier", "ancillary"):
+    for key in ("classifier", "ancillary") if deep else ():
         model = config.get(key, {}).get("model")
         if model is not None:
+            from ganaug.classifier.models import validate_model_name
+
             try:
                 validate_model_name(model, key=f"{key}.model")
             except InputError as e:
@@ -70,7 +74,8 @@ def check_config(config: dict, workdir: Path | str = ".") -> dict:
         problems.append(str(e))
     if not experiments and not problems:
         problems.append("experiments: no experiment declared")
-    problems += _check_gans(config, experiments, workdir)
+    if deep:
+        problems += _check_gans(config, experiments, workdir)
 
     if problems:
         raise ConfigError("\n  ".join([""] + problems))

@@ -15,7 +15,8 @@ from ganaug.gans import CONDITIONING, GAN_NAMES
 
 validate(config, "../schemas/config.schema.yaml")
 try:
-    EXPERIMENTS = check_config(config, workdir=Path.cwd())
+    # a cluster job re-loads the workflow to run one job: the checks that import torch ran at submission
+    EXPERIMENTS = check_config(config, workdir=Path.cwd(), deep=workflow.is_main_process)
 except ConfigError as e:
     raise ValueError(f"invalid configuration: {e}") from None
 
@@ -181,7 +182,6 @@ def figure_files():
     return [
         f"results/figures/{app}_{t}.{ext}" for app in APPLICATIONS for t in TESTSETS for ext in ("png", "pdf")
     ]
-
 
 
 def check_resource_overrides():

@@ -81,6 +81,14 @@ def _parse_visible(value: str) -> list[str]:
     return out
 
 
+def _nvidia_driver_present() -> bool:
+    import ctypes.util
+    import glob
+
+    return bool(glob.glob("/dev/nvidia[0-9]*") or Path("/proc/driver/nvidia").exists()
+                or ctypes.util.find_library("cuda"))
+
+
 def _torch_gpu_count() -> int:
     """GPUs that torch sees, without initialising CUDA in this process (CUDA reads CUDA_VISIBLE_DEVICES
     once, at its initialisation, so it must not happen before a slot is chosen)."""
@@ -98,7 +106,9 @@ def _torch_gpu_count() -> int:
             count = -1
     if count >= 0:
         return count
-    # NVML unavailable: count in a child process, so that this one stays uninitialised
+    if not _nvidia_driver_present():
+        return 0  # no driver: no GPU (and no 2 s child process on every job of a CPU machine)
+    # NVML unavailable but a driver present: count in a child process, so that this one stays uninitialised
     import subprocess
 
     run = subprocess.run([sys.executable, "-c", "import torch; print(torch.cuda.device_count())"],

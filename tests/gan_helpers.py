@@ -32,6 +32,15 @@ def label_map_data(n=32, r=16, seed=0):
     return COLORS[masks], rng.integers(0, 2, n), masks
 
 
+def class_data(n=40, r=16, seed=0):
+    """Random uint8 images with a class-dependent look (class 1: red channel saturated), and their classes."""
+    rng = np.random.default_rng(seed)
+    labels = rng.integers(0, 2, n)
+    imgs = rng.integers(0, 256, (n, r, r, 3), dtype=np.uint8)
+    imgs[labels == 1, :, :, 0] = 255
+    return imgs, labels
+
+
 def cheap_features(imgs):
     """A cheap fixed feature of uint8 NHWC images: 2 x 2 average-pooled pixels and per-channel std."""
     x = torch.from_numpy(imgs).permute(0, 3, 1, 2).float() / 255

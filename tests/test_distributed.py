@@ -43,11 +43,7 @@ ATOL, RTOL = 1e-4, 1e-4
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 40)
-    imgs = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
-    imgs[labels == 1, :, :, 0] = 255  # a class-dependent look
-    return imgs, labels
+    return gh.class_data()
 
 
 @pytest.fixture(scope="module")

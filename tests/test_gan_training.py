@@ -31,11 +31,7 @@ CFG = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=256
 
 @pytest.fixture(scope="module")
 def data():
-    rng = np.random.default_rng(0)
-    labels = rng.integers(0, 2, 40)
-    imgs = rng.integers(0, 256, (40, 16, 16, 3), dtype=np.uint8)
-    imgs[labels == 1, :, :, 0] = 255  # a class-dependent look
-    return imgs, labels
+    return gh.class_data()
 
 
 @pytest.fixture(scope="module")

@@ -3,11 +3,11 @@ the pool of a translation GAN is its training label maps, translated."""
 
 import json
 
+import gan_helpers as gh
 import numpy as np
 import pandas as pd
 import pytest
 
-import gan_helpers as gh
 from ganaug.gans.training import train_gan
 from ganaug.io import InputError
 from ganaug.pool import generate_pool

@@ -64,3 +64,20 @@ def load_rng_state(s: dict, gen: torch.Generator, sampler: RealSampler) -> None:
     cuda = s["rng"].get("cuda")
     if cuda is not None and torch.cuda.is_available() and len(cuda) == torch.cuda.device_count():
         torch.cuda.set_rng_state_all(cuda)
+
+
+class ClassConditionalBatches:
+    """Batches of the class-conditional trainers (StyleGAN2, PGAN): real images with their classes, and the
+    latents and classes of fakes. Uses the trainer's images, labels, sampler, dist, gen, cfg, B, N, device."""
+
+    def real_batch(self):
+        idx, flip = self.sampler.next(self.B)
+        idx, flip = self.dist.shard(idx), self.dist.shard(flip)
+        return real_images(self.images, idx, flip if self.cfg["mirror"] else None), self.labels[idx]
+
+    def fake_inputs(self, n):
+        """Latents and classes of n fakes (n: the global batch; this process's rows of it)."""
+        d = self.dist
+        z = d.randn((n, self.cfg["z_dim"]), self.gen, self.device)
+        c = self.labels[d.randint(0, self.N, (n,), self.gen, self.device)]
+        return z, c

@@ -43,7 +43,7 @@ from torch import nn
 from ganaug.io import InputError, seed_from
 
 from . import distributed
-from .data import RealSampler, load_rng_state, real_images, rng_state
+from .data import ClassConditionalBatches, RealSampler, load_rng_state, rng_state
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, normalize_2nd_moment
 from .snapshots import plain
 
@@ -288,7 +288,7 @@ def resolve_config(cfg: dict) -> dict:
 # ------------------------------------------------------------------------------------------ training
 
 
-class Trainer:
+class Trainer(ClassConditionalBatches):
     """One PGAN training run's state and step (the protocol of ganaug.gans.training)."""
 
     def __init__(self, images, labels, masks, cfg, seed, device, log):
@@ -363,18 +363,6 @@ class Trainer:
         load_rng_state(s, self.gen, self.sampler)
 
     # ------------------------------------------------------------------------------------ sampling
-    def real_batch(self):
-        idx, flip = self.sampler.next(self.B)
-        idx, flip = self.dist.shard(idx), self.dist.shard(flip)
-        return real_images(self.images, idx, flip if self.cfg["mirror"] else None), self.labels[idx]
-
-    def fake_inputs(self, n):
-        """Latents and classes of n fakes (n: the global batch; this process's rows of it)."""
-        d = self.dist
-        z = d.randn((n, self.cfg["z_dim"]), self.gen, self.device)
-        c = self.labels[d.randint(0, self.N, (n,), self.gen, self.device)]
-        return z, c
-
     # ---------------------------------------------------------------------------------------- step
     def train_step(self):
         cfg, B, G, D = self.cfg, self.B, self.G, self.D

@@ -35,7 +35,7 @@ from ganaug.io import InputError, seed_from
 
 from . import distributed
 from .augment import AdaController, augment
-from .data import RealSampler, load_rng_state, real_images, rng_state
+from .data import ClassConditionalBatches, RealSampler, load_rng_state, rng_state
 from .layers import (
     EqualConv2d,
     EqualLinear,
@@ -356,7 +356,7 @@ def resolve_config(cfg: dict) -> dict:
     return out
 
 
-class Trainer:
+class Trainer(ClassConditionalBatches):
     """One StyleGAN2 training run's state and step (the protocol of ganaug.gans.training)."""
 
     def __init__(self, images, labels, masks, cfg, seed, device, log):
@@ -428,18 +428,6 @@ class Trainer:
         load_rng_state(s, self.gen, self.sampler)
 
     # ------------------------------------------------------------------------------------ sampling
-    def real_batch(self):
-        idx, flip = self.sampler.next(self.B)
-        idx, flip = self.dist.shard(idx), self.dist.shard(flip)
-        return real_images(self.images, idx, flip if self.cfg["mirror"] else None), self.labels[idx]
-
-    def fake_inputs(self, n):
-        """Latents and classes of n fakes (n: the global batch; this process's rows of it)."""
-        d = self.dist
-        z = d.randn((n, self.cfg["z_dim"]), self.gen, self.device)
-        c = self.labels[d.randint(0, self.N, (n,), self.gen, self.device)]
-        return z, c
-
     def run_G(self, z, c):
         G, d = self.G, self.dist
         ws = G.map(z, c, update_w_avg=not d.active)

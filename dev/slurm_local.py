@@ -6,7 +6,9 @@ against a real scheduler. Debian (or Ubuntu) with root; no systemd, cgroups or a
                                        # /etc/slurm/slurm.conf, start munged, slurmctld, slurmd, wait
                                        # until the node is idle
     python dev/slurm_local.py status
-    python dev/slurm_local.py stop     # cancel the cluster's jobs, stop every daemon `start` started (by pid)
+    python dev/slurm_local.py stop     # cancel the cluster's jobs, stop every daemon `start` started (by pid),
+                                       # remove the slurm.conf it wrote (a conf naming a dead controller
+                                       # makes every scontrol, so every Snakemake start, wait ~9 s)
 
 The cluster mirrors what profiles/slurm expects of a real one: partitions `cpu` (default) and `gpu` on
 one node, the node's real CPUs, two fake GPUs (gres gpu:fake, no device: torch in a job still sees no GPU)
@@ -197,9 +199,17 @@ GresTypes=gpu
     return slurm, gres
 
 
-def _write(path: Path, text: str) -> None:
-    if path.exists() and MARKER not in path.read_text(errors="replace"):
+def _ours(path: Path) -> bool:
+    return path.exists() and MARKER in path.read_text(errors="replace")
+
+
+def _check_ours(path: Path) -> None:
+    if path.exists() and not _ours(path):
         raise SlurmUnavailable(f"{path} exists and was not written by dev/slurm_local.py: not overwriting it")
+
+
+def _write(path: Path, text: str) -> None:
+    _check_ours(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(text)
@@ -286,10 +296,12 @@ def start(install_timeout: float = 600, wait: float = 60) -> dict:
     if running():
         return {**info, "started": {}}
     slurm, gres = config_text(host, os.cpu_count() or 1, node_memory_mb())
-    _write(CONF, slurm)
-    _write(GRES_CONF, gres)
+    for path in (CONF, GRES_CONF):  # refuse before stopping anything
+        _check_ours(path)
     # leftovers of an earlier cluster that is not answering: ours to stop
     stop()
+    _write(CONF, slurm)
+    _write(GRES_CONF, gres)
     state = {"started": {}}
     _save_state(state)
     for d in ("slurmctld", "slurmd"):  # a DRAIN reason survives restarts: start from a clean state
@@ -324,7 +336,8 @@ def _terminate(pid: int, name: str, wait: float = 10) -> None:
 
 
 def stop() -> list[str]:
-    """Cancel the cluster's jobs and stop the daemons `start` started, by pid; returns their names.
+    """Cancel the cluster's jobs, stop the daemons `start` started (by pid) and remove the slurm.conf and
+    gres.conf it wrote; returns the daemons' names.
     Never raises for a daemon that is already gone."""
     state = _load_state()
     started = state.get("started", {})
@@ -350,6 +363,11 @@ def stop() -> list[str]:
                 pass
             stopped.append(name)
     STATE_FILE.unlink(missing_ok=True)
+    # A slurm.conf naming a controller that is down makes every `scontrol` wait ~9 s for it, and the
+    # Slurm executor plugin runs `scontrol show config` whenever Snakemake starts: remove ours.
+    for path in (CONF, GRES_CONF):
+        if _ours(path):
+            path.unlink()
     return stopped
 
 

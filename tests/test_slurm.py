@@ -209,3 +209,16 @@ def test_profile_naming_an_unknown_rule_fails_before_any_job(tmp_path, key):
     err = run.stdout + run.stderr
     assert "name no rule of this workflow: 'train_gans' (did you mean 'train_gan'?)" in err, err[-3000:]
     assert not (tmp_path / "results").exists() and not (tmp_path / ".snakemake" / "slurm_logs").exists()
+
+
+def test_stop_removes_only_the_configs_it_wrote(tmp_path, monkeypatch):
+    """A slurm.conf naming a controller that is down makes `scontrol` (run by the executor plugin whenever
+    Snakemake starts) wait ~9 s: `stop` removes its own, and never a conf someone else wrote."""
+    ours, theirs = tmp_path / "slurm.conf", tmp_path / "gres.conf"
+    ours.write_text(slurm_local.MARKER + "\nClusterName=x\n")
+    theirs.write_text("NodeName=somebody's\n")
+    monkeypatch.setattr(slurm_local, "CONF", ours)
+    monkeypatch.setattr(slurm_local, "GRES_CONF", theirs)
+    monkeypatch.setattr(slurm_local, "STATE_FILE", tmp_path / "state.json")
+    assert slurm_local.stop() == []
+    assert not ours.exists() and theirs.read_text() == "NodeName=somebody's\n"

@@ -145,3 +145,23 @@ def test_balanced_order_and_input_errors(tmp_path, data):
     with pytest.raises(InputError, match="classifier: unknown key"):
         train_classifier(xt, yt, xv, yv, dict(TINY, learning_rate=1), tmp_path / "unused", 0, "cpu", LOG)
     assert not (tmp_path / "unused").exists()  # bad input is rejected before anything is written
+
+
+def test_checkpoint_of_other_code_or_architecture_is_not_resumed(tmp_path, data, caplog):
+    """Snakemake re-runs a job whose code changed; its checkpoint (not an output, so not deleted) must not
+    be reloaded as if the run were finished, nor crash when the network's parameters changed."""
+    (xt, yt), (xv, yv), _ = data
+    cfg = dict(TINY, epochs=2)
+    first = train_classifier(xt, yt, xv, yv, cfg, tmp_path, seed=0, device="cpu", log=LOG, code_version="a")
+    assert first["epochs_run"] == 2
+    caplog.set_level(logging.INFO, logger=LOG.name)
+    same = train_classifier(xt, yt, xv, yv, cfg, tmp_path, seed=0, device="cpu", log=LOG, code_version="a")
+    assert same["epochs_run"] == 2 and "resumed" in caplog.text and "afresh" not in caplog.text
+    caplog.clear()
+    train_classifier(xt, yt, xv, yv, cfg, tmp_path, seed=0, device="cpu", log=LOG, code_version="b")
+    assert "starting afresh" in caplog.text and "resumed" not in caplog.text
+    caplog.clear()
+    # same settings key, other parameters: the model of a checkpoint that does not fit is never loaded
+    wider = dict(cfg, model_kwargs={"channels": [8, 16, 16, 32], "stem_width": 8})
+    res = train_classifier(xt, yt, xv, yv, wider, tmp_path, seed=0, device="cpu", log=LOG, code_version="b")
+    assert res["epochs_run"] == 2 and "starting afresh" in caplog.text

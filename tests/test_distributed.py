@@ -319,10 +319,10 @@ def test_refusals_and_one_process_train_job(data, tmp_path):
                     logging.getLogger("ganaug"), masks=tmp_path / "maps.npy", mask_rows=tmp_path / "rows.csv")
     assert out["snapshots"] == ["snapshot-000000_008.pt"]
     argv = _args("pix2pixhd", "im.npy", "t.csv", "out", {"batch": 8}, 3, "s.json", "cpu", "log.txt", "m.npy",
-                 "m.csv", 2)
+                 "m.csv", 2, "c0de")
     ns = _parser().parse_args(argv)
-    assert (ns.masks, ns.mask_rows, ns.log_file, json.loads(ns.cfg), ns.threads) == \
-        ("m.npy", "m.csv", "log.txt", {"batch": 8}, 2)
+    assert (ns.masks, ns.mask_rows, ns.log_file, json.loads(ns.cfg), ns.threads, ns.code_version) == \
+        ("m.npy", "m.csv", "log.txt", {"batch": 8}, 2, "c0de")
     with pytest.raises(InputError, match=r"gans\.stylegan2\.batch: 7 .* multiple of 2"):  # no processes
         train_job("stylegan2", tmp_path / "i.npy", tmp_path / "t.csv", tmp_path / "run", dict(CFG, batch=7),
                   3, tmp_path / "run" / "training.json", "cpu", logging.getLogger("ganaug"), gpus=2)

@@ -114,6 +114,24 @@ def test_resume_with_changed_config_is_refused(straight, data, tmp_path):
     assert load_snapshot(tmp_path / summary["snapshots"][0])["cfg"]["lr"] == 0.01
 
 
+def test_run_of_other_code_is_trained_afresh(straight, data, tmp_path):
+    """The workflow passes the hash of the GAN's code: when Snakemake re-runs train_gan because the code
+    changed, the finished run of the old code is set aside, not reloaded as if it were this code's."""
+    out, summary = straight
+    cfg = dict(CFG, total_kimg=0.032)
+    first = train_gan("stylegan2", *data, tmp_path, cfg, seed=3, device="cpu", code_version="a")
+    name = first["snapshots"][0]
+    assert load_snapshot(tmp_path / name)["code_version"] == "a"
+    before = (tmp_path / name).read_bytes()
+    train_gan("stylegan2", *data, tmp_path, cfg, seed=3, device="cpu", code_version="a", restart_on_change=True)
+    assert (tmp_path / name).read_bytes() == before  # same code: the finished run stands
+    with pytest.raises(InputError, match="other code"):
+        train_gan("stylegan2", *data, tmp_path, cfg, seed=3, device="cpu", code_version="b")
+    train_gan("stylegan2", *data, tmp_path, cfg, seed=3, device="cpu", code_version="b", restart_on_change=True)
+    assert load_snapshot(tmp_path / name)["code_version"] == "b"
+    assert [p.read_bytes() for p in (tmp_path / "superseded").glob("*/" + name)] == [before]
+
+
 def test_bad_inputs(data, tmp_path):
     imgs, labels = data
     with pytest.raises(InputError, match=r"gans\.stylegan2\.foo"):

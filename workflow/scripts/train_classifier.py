@@ -30,4 +30,5 @@ train_classifier(
     seed_from(sm.params.seed, "classifier", *name),
     device,
     log,
+    code_version=sm.params.code,
 )

@@ -14,4 +14,4 @@ log, device = start_job(sm.log[0], sm.threads, device="auto", gpus=gpus)  # take
 masks = dict(masks=sm.input.masks, mask_rows=sm.input.mask_rows) if "masks" in sm.input.keys() else {}
 train_job(gan, sm.input.images, sm.input.csv, sm.params.outdir, dict(sm.params.cfg),
           seed_from(sm.params.seed, "gan", gan), sm.output.summary, device, log, **masks,
-          gpus=gpus, threads=sm.threads, log_path=sm.log[0])
+          gpus=gpus, threads=sm.threads, log_path=sm.log[0], code_version=sm.params.code)

@@ -14,6 +14,7 @@ import hashlib
 import json
 import logging
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -76,9 +77,13 @@ def complete_config(cfg: dict, key: str = "classifier") -> dict:
     return out
 
 
-def _fingerprint(cfg: dict, seed: int, n_train: int, n_val: int, train_sum: int, val_sum: int) -> str:
+def _fingerprint(cfg: dict, seed: int, n_train: int, n_val: int, train_sum: int, val_sum: int,
+                 model: torch.nn.Module, code_version: str | None) -> str:
     science = {k: v for k, v in cfg.items() if k not in _RESUMABLE_KEYS}
-    blob = json.dumps([science, seed, n_train, n_val, train_sum, val_sum], sort_keys=True, default=str)
+    # the parameters' names and shapes: a checkpoint of another architecture is never loaded
+    shapes = [(k, list(v.shape)) for k, v in model.state_dict().items()]
+    blob = json.dumps([science, seed, n_train, n_val, train_sum, val_sum, shapes, code_version], sort_keys=True,
+                      default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -87,6 +92,14 @@ def _checksum(a: np.ndarray, labels: np.ndarray) -> int:
     flat = a.reshape(a.shape[0], -1)
     cols = np.linspace(0, flat.shape[1] - 1, num=min(64, flat.shape[1])).astype(np.int64)
     return int(np.asarray(flat[:, cols], dtype=np.int64).sum() * 31 + np.asarray(labels, np.int64).sum())
+
+
+def _shared_tensor(images: np.ndarray) -> torch.Tensor:
+    """A tensor on the array's own memory. Image caches are read-only (torch warns about that); nothing
+    here writes to the images."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.from_numpy(np.ascontiguousarray(images))
 
 
 class ImageStore:
@@ -104,13 +117,13 @@ class ImageStore:
         self.host = images
         if self.device.type == "cpu":
             if not isinstance(images, np.memmap):
-                self.on_device = torch.from_numpy(np.ascontiguousarray(images))
+                self.on_device = _shared_tensor(images)
         else:
             if max_device_bytes is None:
                 free, _ = torch.cuda.mem_get_info(self.device)
                 max_device_bytes = free // 4
             if images.nbytes <= max_device_bytes:
-                self.on_device = torch.from_numpy(np.ascontiguousarray(images)).to(self.device)
+                self.on_device = _shared_tensor(images).to(self.device)
 
     def get(self, idx: torch.Tensor) -> torch.Tensor:
         if self.on_device is not None:
@@ -201,7 +214,8 @@ def build_model(cfg: dict, seed: int):
 
 
 def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndarray, val_labels,
-                     cfg: dict, out_dir, seed: int, device, log: logging.Logger | None = None) -> dict:
+                     cfg: dict, out_dir, seed: int, device, log: logging.Logger | None = None,
+                     code_version: str | None = None) -> dict:
     """Train a melanoma-vs-benign classifier; resumable per epoch.
 
     Writes out_dir/model.pt (best by validation loss: state dict, info to rebuild, epoch, val_loss and
@@ -210,6 +224,9 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     history.csv even when they were deleted, as Snakemake does with the outputs of an interrupted job).
     Returns {best_epoch, best_val_loss, epochs_run, seconds, stopped_early}. Calling again after
     completion rewrites the outputs from the checkpoint and returns the summary without training.
+    A checkpoint of other settings, data, architecture or `code_version` (the workflow: a hash of the code)
+    is not resumed: training starts afresh (a re-run that Snakemake starts because the code changed must
+    not just reload the finished run).
     """
     log = log or logging.getLogger("ganaug")
     t_start = time.perf_counter()
@@ -223,10 +240,9 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
-    fp = _fingerprint(cfg, seed, len(y_train), len(y_val), _checksum(train_images, y_train),
-                      _checksum(val_images, y_val))
-
     model, info = build_model(cfg, seed)
+    fp = _fingerprint(cfg, seed, len(y_train), len(y_val), _checksum(train_images, y_train),
+                      _checksum(val_images, y_val), model, code_version)
     input_size = info.input_size
     model.to(device)
     if cfg["channels_last"]:
@@ -247,7 +263,7 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     if ckpt_path.exists():
         ck = load_torch(ckpt_path)
         if ck.get("fingerprint") != fp:
-            log.warning("%s: checkpoint is from another configuration or data; starting afresh", ckpt_path)
+            log.warning("%s: checkpoint is from other settings, data or code; starting afresh", ckpt_path)
         else:
             model.load_state_dict(ck["model"])
             opt.load_state_dict(ck["optimizer"])

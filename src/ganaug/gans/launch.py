@@ -47,9 +47,12 @@ def load_training_data(images_path, csv_path, masks_path=None, mask_rows_path=No
 
 
 # option names that are no prefix of a torchrun option (torchrun's parser would take them as its own)
-def _args(gan, images, csv, outdir, cfg, seed, summary, device, log_path, masks, mask_rows, threads):
+def _args(gan, images, csv, outdir, cfg, seed, summary, device, log_path, masks, mask_rows, threads,
+          code_version=None):
     args = ["--gan", gan, "--images", images, "--csv", csv, "--outdir", outdir, "--cfg", json.dumps(cfg),
             "--seed", int(seed), "--summary", summary, "--device", device, "--threads", int(threads)]
+    if code_version is not None:
+        args += ["--code-version", code_version]
     if log_path:
         args += ["--log-file", log_path]
     if masks is not None:
@@ -58,7 +61,8 @@ def _args(gan, images, csv, outdir, cfg, seed, summary, device, log_path, masks,
 
 
 def train_job(gan: str, images, csv, outdir, cfg: dict, seed: int, summary, device, log: logging.Logger,
-              masks=None, mask_rows=None, gpus: int = 1, threads: int = 1, log_path=None) -> dict:
+              masks=None, mask_rows=None, gpus: int = 1, threads: int = 1, log_path=None,
+              code_version: str | None = None) -> dict:
     """Train GAN `gan` on the files' data into outdir (resuming) and write the summary JSON; `gpus` > 1:
     as that many processes (one per GPU; on a machine without CUDA, CPU processes with gloo).
     log_path: the file the processes append their log to (rank 0: all, the others: warnings)."""
@@ -72,7 +76,8 @@ def train_job(gan: str, images, csv, outdir, cfg: dict, seed: int, summary, devi
     gpus = int(gpus or 0)
     if gpus <= 1:
         images, labels, masks = load_training_data(images, csv, masks, mask_rows)
-        out = train_gan(gan, images, labels, outdir, cfg, seed, device, log, masks=masks, restart_on_change=True)
+        out = train_gan(gan, images, labels, outdir, cfg, seed, device, log, masks=masks, restart_on_change=True,
+                        code_version=code_version)
         write_json(summary, out)
         return out
     batch = gan_module(gan).resolve_config(dict(cfg))["batch"]
@@ -88,7 +93,7 @@ def train_job(gan: str, images, csv, outdir, cfg: dict, seed: int, summary, devi
     summary = Path(summary)
     summary.unlink(missing_ok=True)
     args = _args(gan, images, csv, outdir, cfg, seed, summary, device.type, log_path, masks, mask_rows,
-                 max(1, int(threads) // gpus))
+                 max(1, int(threads) // gpus), code_version)
     for h in log.handlers:
         h.flush()
     run_distributed(gpus, args, threads=threads, log=log)
@@ -111,6 +116,7 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--log-file", help="log file (appended to)")
     p.add_argument("--device", default="auto", choices=("auto", "cpu", "cuda"))
     p.add_argument("--threads", type=int, default=1, help="CPU threads of each process")
+    p.add_argument("--code-version", help="the code's version: a run of another one is started over")
     return p
 
 
@@ -146,7 +152,7 @@ def main(argv=None) -> int:
     try:
         images, labels, masks = load_training_data(args.images, args.csv, args.masks, args.mask_rows)
         out = train_gan(args.gan, images, labels, args.outdir, cfg, args.seed, dev, log, masks=masks,
-                        restart_on_change=True)
+                        restart_on_change=True, code_version=args.code_version)
         if ctx is None or ctx.is_main:
             write_json(args.summary, out)
     finally:

@@ -72,7 +72,7 @@ def _check_data(gan, images, labels, masks, cfg, conditioning):
     return labels.astype(np.int64)
 
 
-def _resume_problem(gan, mod, s, path, cfg, n, seed, out_dir) -> str | None:
+def _resume_problem(gan, mod, s, path, cfg, n, seed, out_dir, code_version) -> str | None:
     """Why the run in out_dir cannot be resumed with these settings (None if it can)."""
     if s.get("format") != mod.FORMAT:
         return f"{path}: not a ganaug {gan} snapshot (format {s.get('format')!r})"
@@ -83,6 +83,8 @@ def _resume_problem(gan, mod, s, path, cfg, n, seed, out_dir) -> str | None:
         return f"{path}: was trained on {s['data']['n']} images, now given {n}"
     if int(s.get("seed", seed)) != int(seed):
         return f"{path}: was trained with seed {s['seed']}, now given {seed}"
+    if code_version is not None and s.get("code_version", code_version) != code_version:
+        return f"{path}: was trained by other code (version {s['code_version']}, now {code_version})"
     return None
 
 
@@ -98,13 +100,15 @@ def _set_aside(out_dir: Path, files) -> Path:
 
 def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: dict, seed: int, device,
               log: logging.Logger | None = None, masks: np.ndarray | None = None,
-              restart_on_change: bool = False) -> dict:
+              restart_on_change: bool = False, code_version: str | None = None) -> dict:
     """Train (or resume) GAN `gan` on uint8 NHWC images with class labels (and, for the translation GANs,
     uint8 N x H x W label maps). Writes snapshots and metrics.jsonl to out_dir (see the module doc).
 
     A run in out_dir that cannot be resumed with these settings (changed config, data or seed) is an
     InputError, or with restart_on_change (the workflow: a changed config means a new run) its files are
-    moved to out_dir/superseded/<time>/ and training starts over.
+    moved to out_dir/superseded/<time>/ and training starts over. `code_version` (the workflow: a hash of
+    the GAN's code) is stored in the snapshots; a run of another code version is not resumed either, or a
+    re-run that Snakemake starts because the code changed would only reload the finished run.
 
     Returns {"gan", "snapshots": [file names in out_dir], "kimg": images_seen / 1000, "seconds"}.
     """
@@ -133,7 +137,7 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
     if existing:
         path = existing[-1][1]
         s = load_torch(path, map_location="cpu")  # RNG states must stay CPU tensors
-        problem = _resume_problem(gan, mod, s, path, cfg, tr.N, seed, out_dir)
+        problem = _resume_problem(gan, mod, s, path, cfg, tr.N, seed, out_dir, code_version)
         if problem and restart_on_change and ctx.is_main:
             moved = _set_aside(out_dir, [p for _, p in existing] + [metrics_path])
             log.warning(f"{problem}: the earlier run is kept in {moved}; training starts over")
@@ -176,6 +180,8 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
             continue
         state = tr.state_dict()
         state["seed"] = int(seed)
+        if code_version is not None:
+            state["code_version"] = code_version
         state["nominal_images"] = crossed[-1][0]
         save_torch(out_dir / name, state)
         dt = time.perf_counter() - t_interval

@@ -130,3 +130,49 @@ def test_pretrainedmodels_weights_are_fetched_with_cache_when_no_path(tmp_path, 
     model, _ = create_classifier("pretrainedmodels:resnet18", pretrained=True, cache_dir=tmp_path / "cache")
     assert calls == [("https://download.pytorch.org/models/resnet18-5c106cde.pth", tmp_path / "cache")]
     assert torch.equal(model.net.conv1.weight, ref.conv1.weight)
+
+
+def test_builtin_resnet_uniform_api_and_identity_start():
+    torch.manual_seed(0)
+    model, info = create_classifier("ganaug:resnet", num_classes=2, channels=[8, 16, 24], layers=[1, 2, 1],
+                                    stem_width=4)
+    assert info.name == "ganaug:resnet" and info.feature_dim == 24
+    assert info.model_kwargs == {"channels": (8, 16, 24), "layers": (1, 2, 1), "stem_width": 4}
+    assert validate_model_name("ganaug:resnet") == "ganaug:resnet"
+    model.eval()
+    x = torch.randn(3, 3, 32, 32)
+    feats = model.features(x)
+    assert feats.shape == (3, 24) and model(x).shape == (3, 2)
+    assert torch.allclose(model.head(feats), model(x), atol=1e-6)
+    # the last BN of every residual branch starts at zero: each block is relu(shortcut(x)) at init
+    block = model.net.stages[1]
+    h = torch.randn(2, 8, 8, 8)
+    assert torch.allclose(block(h), torch.relu(block.shortcut(h)))
+    # the same weights rebuild the same network from (name, kwargs), as load_classifier does
+    again, _ = create_classifier(info.name, num_classes=2, **info.model_kwargs)
+    again.load_state_dict(model.state_dict())
+    assert torch.equal(again.eval()(x), model(x))
+
+
+@pytest.mark.parametrize("kwargs,match", [
+    ({"pretrained": True}, "classifier.pretrained"),
+    ({"channels": [8, 16], "layers": [1]}, "classifier.model_kwargs"),
+    ({"no_such_argument": 3}, "classifier.model_kwargs"),
+])
+def test_builtin_resnet_bad_settings(kwargs, match):
+    with pytest.raises(InputError, match=match):
+        create_classifier("ganaug:resnet", **kwargs)
+    with pytest.raises(InputError, match="unknown ganaug model"):
+        validate_model_name("ganaug:vgg")
+
+
+def test_builtin_resnet_sees_the_image_centre_from_the_start():
+    """Stride-2 shortcuts average (ResNet-D): with 1x1 strided ones, the zero-initialised network would see
+    only the image corner at 32 px (the lesion is in the centre, and the classifier barely learnt)."""
+    torch.manual_seed(0)
+    model, _ = create_classifier("ganaug:resnet", channels=[16, 32, 48, 64], stem_width=8)
+    model.eval()
+    x = torch.rand(2, 3, 32, 32)
+    centre = x.clone()
+    centre[:, :, 12:20, 12:20] += 1.0
+    assert (model.features(centre) - model.features(x)).abs().max() > 1e-3

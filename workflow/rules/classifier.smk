@@ -26,6 +26,8 @@ rule train_ancillary:
     conda:
         "../../envs/classifier.yaml"
     threads: 1
+    # every GAN's checkpoint selection waits for it: before the GANs that are not running yet
+    priority: 15
     resources:
         mem_mb=8000,
         runtime=720,

@@ -385,6 +385,8 @@ rule cache_images:
         "../../envs/data.yaml"
     # at most half the cores, so it fits beside the GAN's training
     threads: min(4, max(1, workflow.cores // 2))
+    # first: every classifier and the ancillary (which each GAN's checkpoint selection needs) read these
+    priority: 20
     resources:
         mem_mb=4000,
         runtime=120,

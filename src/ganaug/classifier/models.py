@@ -1,4 +1,5 @@
-"""Classifier registry: ``"timm:<model>"`` and ``"pretrainedmodels:<model>"`` behind one small API.
+"""Classifier registry: ``"timm:<model>"``, ``"pretrainedmodels:<model>"`` and ``"ganaug:<model>"`` (the
+compact networks built in, ``classifier.resnet``) behind one small API.
 
 Every model is wrapped in :class:`Classifier`, which gives a uniform interface:
 ``forward(x) -> logits (N, num_classes)`` and ``features(x) -> penultimate features (N, D)``.
@@ -19,9 +20,10 @@ import torch
 from torch import nn
 
 from ..io import InputError
+from .resnet import MODELS as NATIVE_MODELS
 
 CONFIG_KEY = "classifier.model"
-PREFIXES = ("timm", "pretrainedmodels")
+PREFIXES = ("timm", "pretrainedmodels", "ganaug")
 
 # The model names of pretrainedmodels 0.7.4 (the last release; the package is frozen). Kept here so a
 # config can be validated without importing the package (which imports torchvision, ~2 s).
@@ -37,7 +39,8 @@ PRETRAINEDMODELS_NAMES = (
 
 HOW_TO_LIST = (
     "use 'timm:<name>' (list names with: python -c \"import timm; print(timm.list_models())\") or "
-    "'pretrainedmodels:<name>' (one of: " + ", ".join(PRETRAINEDMODELS_NAMES) + ")"
+    "'pretrainedmodels:<name>' (one of: " + ", ".join(PRETRAINEDMODELS_NAMES) + ") or "
+    "'ganaug:<name>' (one of: " + ", ".join(NATIVE_MODELS) + ")"
 )
 
 
@@ -73,6 +76,7 @@ class Classifier(nn.Module):
     kind "timm": ``net`` is a timm model (forward_features / forward_head(pre_logits=True)).
     kind "pretrainedmodels": ``net`` is a pretrainedmodels model whose ``last_linear`` was replaced
     by Identity, so ``net(x)`` returns pooled features, and ``head`` is the new last linear layer.
+    kind "ganaug": the same, for a network of ``classifier.resnet`` (``net(x)`` returns pooled features).
     ``bgr`` flips channels for models trained on BGR inputs (mean/std in ModelInfo are in RGB order).
     """
 
@@ -118,6 +122,9 @@ def validate_model_name(name, check_exists: bool = True, key: str = CONFIG_KEY) 
     if prefix == "pretrainedmodels":
         if model not in PRETRAINEDMODELS_NAMES:
             raise InputError(f"{key}: unknown pretrainedmodels model '{model}'; {HOW_TO_LIST}")
+    elif prefix == "ganaug":
+        if model not in NATIVE_MODELS:
+            raise InputError(f"{key}: unknown ganaug model '{model}'; {HOW_TO_LIST}")
     elif check_exists:
         import timm
 
@@ -150,6 +157,8 @@ def create_classifier(name: str, num_classes: int = 2, pretrained: bool = False,
     kwargs = {k: _tuplify(v) for k, v in kwargs.items()}
     if prefix == "timm":
         return _create_timm(name, model, num_classes, pretrained, weights_path, kwargs)
+    if prefix == "ganaug":
+        return _create_native(name, model, num_classes, pretrained, kwargs)
     return _create_pretrainedmodels(name, model, num_classes, pretrained, weights_path, cache_dir, kwargs)
 
 
@@ -174,6 +183,23 @@ def _create_timm(name, model, num_classes, pretrained, weights_path, kwargs):
                      input_size=int(cfg.get("input_size", (3, 224, 224))[-1]), name=name,
                      feature_dim=feature_dim, num_classes=num_classes, model_kwargs=dict(kwargs))
     return Classifier(net, "timm"), info
+
+
+def _create_native(name, model, num_classes, pretrained, kwargs):
+    if model not in NATIVE_MODELS:
+        raise InputError(f"{CONFIG_KEY}: unknown ganaug model '{model}'; {HOW_TO_LIST}")
+    if pretrained:
+        raise InputError(f"classifier.pretrained: '{name}' has no pretrained weights (it is trained from "
+                         f"scratch); set pretrained: false or choose a timm or pretrainedmodels model")
+    try:
+        net = NATIVE_MODELS[model](**kwargs)
+    except TypeError as e:
+        raise InputError(f"classifier.model_kwargs: invalid arguments for ganaug model '{model}': {e}") from e
+    head = nn.Linear(net.num_features, num_classes)
+    # ImageNet statistics, as timm's defaults: the inputs are natural RGB images either way
+    info = ModelInfo(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), input_size=224, name=name,
+                     feature_dim=int(net.num_features), num_classes=num_classes, model_kwargs=dict(kwargs))
+    return Classifier(net, "ganaug", head=head), info
 
 
 @contextlib.contextmanager

@@ -185,6 +185,20 @@ def test_edited_code_that_changes_no_result_re_runs_nothing(study, tmp_path, edi
     assert counts == {}, reasons(out)
 
 
+def test_edited_comments_and_docstrings_re_run_nothing(study, tmp_path, edited_src):
+    """The code fingerprint is the syntax tree without docstrings: a comment, a docstring or a line break
+    changes no result and re-runs nothing (the same file with a real change does: the test below)."""
+    src = edited_src("gans/pgan.py", "# a comment")
+    path = src / "ganaug" / "gans" / "pgan.py"
+    text = path.read_text()
+    doc = text.index('"""') + 3
+    text = text[:doc] + "An edited docstring. " + text[doc:]
+    path.write_text(text.replace("import torch\n", "import torch  # a comment on a code line\n", 1))
+    assert path.read_text() != (study[0].src / "ganaug" / "gans" / "pgan.py").read_text()
+    counts, out = scheduled(study, TINY, tmp_path, src=src)
+    assert counts == {}, reasons(out)
+
+
 def test_edited_gan_code_re_runs_that_gan_only(study, tmp_path, edited_src):
     """gans/pgan.py changes: as a change of PGAN's config (the same jobs)."""
     src = edited_src("gans/pgan.py", "EDITED = True")

@@ -1,9 +1,7 @@
 import hashlib
-import http.server
-import re
-import threading
 
 import pytest
+from http_server import FileServer
 
 from ganaug.io import InputError
 from ganaug.weights import ChecksumError, DownloadError, fetch, resolve_weights
@@ -12,67 +10,9 @@ PAYLOAD = bytes(range(256)) * 4096 + b"tail"  # ~1 MiB, not a multiple of the ch
 SHA = hashlib.sha256(PAYLOAD).hexdigest()
 
 
-class _Server:
-    """A tiny HTTP server on 127.0.0.1 with optional Range support and a switch to cut transfers short."""
-
-    def __init__(self):
-        self.files = {"/w/model.pth": PAYLOAD}
-        self.support_range = True
-        self.cut_after = None  # send only this many bytes of the body, then close
-        self.requests = []
-        outer = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
-
-            def log_message(self, *a):
-                pass
-
-            def do_GET(self):
-                outer.requests.append((self.path, self.headers.get("Range")))
-                data = outer.files.get(self.path)
-                if data is None:
-                    self.send_response(404)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
-                    return
-                start, status = 0, 200
-                rng = self.headers.get("Range")
-                if rng and outer.support_range:
-                    start = int(re.match(r"bytes=(\d+)-", rng).group(1))
-                    if start >= len(data):
-                        self.send_response(416)
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
-                        return
-                    status = 206
-                body = data[start:]
-                self.send_response(status)
-                if status == 206:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-                self.send_header("Content-Length", str(len(body)))
-                self.send_header("Connection", "close")
-                self.end_headers()
-                if outer.cut_after is not None:
-                    self.wfile.write(body[: outer.cut_after])
-                    self.wfile.flush()
-                    self.close_connection = True
-                    return
-                self.wfile.write(body)
-
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
-        self.thread.start()
-
-    def close(self):
-        self.httpd.shutdown()
-        self.httpd.server_close()
-
-
 @pytest.fixture
 def server():
-    s = _Server()
+    s = FileServer({"/w/model.pth": PAYLOAD})
     yield s
     s.close()
 
@@ -112,12 +52,11 @@ def test_recorded_checksum_verified_on_later_use(server, tmp_path):
 
 def test_interrupted_download_resumes_with_range(server, tmp_path):
     url = server.url + "/w/model.pth"
-    server.cut_after = 300_000
+    server.cut_after, server.cut_times = 300_000, 1
     with pytest.raises(DownloadError, match="resumed"):
         fetch(url, SHA, tmp_path, retries=0)  # retries would resume within the call (see test_downloads)
     part = tmp_path / "model.pth.part"
     assert part.stat().st_size == 300_000
-    server.cut_after = None
     p = fetch(url, SHA, tmp_path)
     assert p.read_bytes() == PAYLOAD
     assert server.requests[-1] == ("/w/model.pth", "bytes=300000-")
@@ -127,7 +66,7 @@ def test_interrupted_download_resumes_with_range(server, tmp_path):
 def test_resume_without_range_support_restarts(server, tmp_path):
     url = server.url + "/w/model.pth"
     (tmp_path / "model.pth.part").write_bytes(b"garbage that is not a prefix")
-    server.support_range = False
+    server.norange.add("/w/model.pth")
     assert fetch(url, SHA, tmp_path).read_bytes() == PAYLOAD
 
 

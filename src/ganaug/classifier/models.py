@@ -23,6 +23,7 @@ from ..io import InputError
 from .resnet import MODELS as NATIVE_MODELS
 
 CONFIG_KEY = "classifier.model"
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's defaults too
 PREFIXES = ("timm", "pretrainedmodels", "ganaug")
 
 # The model names of pretrainedmodels 0.7.4 (the last release; the package is frozen). Kept here so a
@@ -178,8 +179,8 @@ def _create_timm(name, model, num_classes, pretrained, weights_path, kwargs):
         raise InputError(f"classifier.model_kwargs: invalid arguments for timm model '{model}': {e}") from e
     cfg = net.pretrained_cfg
     feature_dim = int(getattr(net, "head_hidden_size", None) or net.num_features)
-    info = ModelInfo(mean=tuple(float(v) for v in cfg.get("mean", (0.485, 0.456, 0.406))),
-                     std=tuple(float(v) for v in cfg.get("std", (0.229, 0.224, 0.225))),
+    info = ModelInfo(mean=tuple(float(v) for v in cfg.get("mean", IMAGENET_MEAN)),
+                     std=tuple(float(v) for v in cfg.get("std", IMAGENET_STD)),
                      input_size=int(cfg.get("input_size", (3, 224, 224))[-1]), name=name,
                      feature_dim=feature_dim, num_classes=num_classes, model_kwargs=dict(kwargs))
     return Classifier(net, "timm"), info
@@ -197,7 +198,7 @@ def _create_native(name, model, num_classes, pretrained, kwargs):
         raise InputError(f"classifier.model_kwargs: invalid arguments for ganaug model '{model}': {e}") from e
     head = nn.Linear(net.num_features, num_classes)
     # ImageNet statistics, as timm's defaults: the inputs are natural RGB images either way
-    info = ModelInfo(mean=(0.485, 0.456, 0.406), std=(0.229, 0.224, 0.225), input_size=224, name=name,
+    info = ModelInfo(mean=IMAGENET_MEAN, std=IMAGENET_STD, input_size=224, name=name,
                      feature_dim=int(net.num_features), num_classes=num_classes, model_kwargs=dict(kwargs))
     return Classifier(net, "ganaug", head=head), info
 

@@ -36,6 +36,8 @@ PACKAGES = {
     "torchvision": "torchvision",
     "timm": "timm",
     "pretrainedmodels": "pretrainedmodels",
+    "six": "six",
+    "torch_fidelity": "torch-fidelity",
     "snakemake": "snakemake",
     "requests": "requests",
     "urllib3": "urllib3",

@@ -62,7 +62,9 @@ rule plot_figures:
     output:
         figures=[report(f, caption="../report/figures.rst", category="Figures") for f in figure_files()],
     params:
-        order={app: [e for e in EXPERIMENT_IDS if app in EXPERIMENTS[e].applications] for app in APPLICATIONS},
+        order={app: application_order(list(EXPERIMENTS.values()), app) for app in APPLICATIONS},
+        # the all-real run 1:0 as a dotted reference line: the anonymization figure's "expected upper bound"
+        reference={app: BASELINE_ID for app in APPLICATIONS if app in EXPERIMENTS[BASELINE_ID].applications},
         code=code_version("analysis"),
     log:
         "logs/analysis/figures.log",

@@ -11,6 +11,7 @@ from snakemake.utils import validate
 # The library (src/ganaug) must be installed: `pip install -e .` (or the envs/ with --use-conda).
 import ganaug
 from ganaug.config_check import check_config, ConfigError
+from ganaug.design import BASELINE_ID, application_order
 from ganaug.gans import CONDITIONING, GAN_NAMES
 
 
@@ -142,7 +143,7 @@ def samples_using_gan(wildcards):
 
 def analysis_files():
     """Everything the study reports: AUCs, paired statistics and tables, figures, GAN table, audit."""
-    files = ["results/auc.csv", "results/stats.csv", *table_files(), *figure_files()]
+    files = ["results/auc.csv", "results/stats.csv", "results/tables/design.csv", *table_files(), *figure_files()]
     if all_gans():
         files += ["results/gan_fid.csv", "results/audit/summary.csv"]
     return files

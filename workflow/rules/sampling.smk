@@ -11,7 +11,7 @@ rule sample_synthetic:
         experiment=experiment_params,
         sampling=config["sampling"],
         seed=config["seed"],
-        code=code_version("sampling", "design", "phash"),
+        code=code_version("sampling", "design", "phash", "trainsets"),
     log:
         "logs/sampling/sample_synthetic/{experiment}.log",
     benchmark:
@@ -35,7 +35,7 @@ rule build_trainset:
     params:
         experiment=experiment_params,
         seed=config["seed"],
-        code=code_version("design"),
+        code=code_version("design", "trainsets"),
     log:
         "logs/sampling/build_trainset/{experiment}/rep{rep}.log",
     benchmark:
@@ -48,3 +48,30 @@ rule build_trainset:
         runtime=10,
     script:
         "../scripts/build_trainset.py"
+
+
+rule design_table:
+    """What each experiment's train set holds per class: real and synthetic images, and the synthetic count
+    its ratio asks for (fewer where a mask-to-image GAN has fewer label maps than asked)."""
+    input:
+        train="results/data/splits/train.csv",
+        trainsets=expand("results/trainsets/{experiment}/rep0.csv", experiment=EXPERIMENT_IDS),
+    output:
+        csv=report("results/tables/design.csv", caption="../report/design.rst", category="Tables"),
+        md="results/tables/design.md",
+    params:
+        experiments=[EXPERIMENTS[e].to_dict() for e in EXPERIMENT_IDS],
+        ids=EXPERIMENT_IDS,
+        code=code_version("design", "trainsets", "stats"),
+    log:
+        "logs/sampling/design_table.log",
+    benchmark:
+        "benchmarks/sampling/design_table.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=10,
+    script:
+        "../scripts/design_table.py"

@@ -13,5 +13,6 @@ sample_experiment(
     out_csv=sm.output.csv,
     seed=sm.params.seed,
     diverse_threshold=sm.params.sampling["diverse_threshold"],
+    translation_images=sm.params.sampling["translation_images"],
     log=log,
 )

@@ -120,10 +120,11 @@ def test_resume_after_kill_equals_uninterrupted(tmp_path, data, monkeypatch):
 
 def test_early_stopping_and_config_change(tmp_path, data):
     (xt, yt), (xv, yv), _ = data
-    # lr 0 -> val loss never improves after epoch 1 -> stops after 1 + patience epochs
+    # lr 0: only batch-norm statistics move, so the val loss soon stops improving -> training stops
+    # `patience` epochs after the best one
     cfg = dict(TINY, epochs=10, lr=0.0, early_stopping_patience=2, augment=False)
     res = train_classifier(xt, yt, xv, yv, cfg, tmp_path, seed=0, device="cpu", log=LOG)
-    assert res["stopped_early"] and res["epochs_run"] == 3 and res["best_epoch"] == 1
+    assert res["stopped_early"] and res["epochs_run"] == res["best_epoch"] + 2 < 10
     # another configuration does not resume the stale checkpoint
     res2 = train_classifier(xt, yt, xv, yv, dict(cfg, lr=0.01, epochs=1), tmp_path, seed=0, device="cpu", log=LOG)
     assert res2["epochs_run"] == 1 and not res2["stopped_early"]

@@ -51,6 +51,8 @@ rule train_classifier:
         cfg=CLASSIFIER_TRAINING,
         cache_size=CLS_SIZE,
         seed=config["seed"],
+        # replicate r of every experiment shares its seed and random streams (false: seed per experiment)
+        common_random_numbers=config["classifier"]["common_random_numbers"],
         outdir=lambda w, output: os.path.dirname(output.model),
         code=code_version("classifier", "metrics", "cache"),
     log:

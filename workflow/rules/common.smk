@@ -28,7 +28,8 @@ TESTSETS = list(config["testsets"])
 APPLICATIONS = [app for app in ("augmentation", "anonymization") if config["experiments"].get(app)]
 GAN_SIZE = {gan: cfg.get("resolution", 256) for gan, cfg in config["gans"].items()}
 CLS_SIZE = config["classifier"]["cache_size"]
-EVAL_KEYS = ("tta", "cache_size")  # used by evaluation and image loading, not by training
+# used by evaluation, image loading or seeding (a param of its own), not by the training settings
+EVAL_KEYS = ("tta", "cache_size", "common_random_numbers")
 CLASSIFIER_TRAINING = {k: v for k, v in config["classifier"].items() if k not in EVAL_KEYS}
 ANCILLARY_TRAINING = {
     k: v for k, v in {**config["classifier"], **config["ancillary"]}.items() if k not in EVAL_KEYS

@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 
 from ganaug.cache import load_cache, load_trainset_images
-from ganaug.classifier.training import train_classifier
+from ganaug.classifier.training import run_seed, train_classifier
 from ganaug.io import seed_from
 from ganaug.progress import start_job
 
@@ -16,9 +16,12 @@ real_images = load_cache(sm.input.train_images)
 if "trainset" in sm.input.keys():  # an experiment's replicate
     table = pd.read_csv(sm.input.trainset)
     images = load_trainset_images(table, (train_real, real_images), sm.params.cache_size)
-    name = (sm.wildcards.experiment, int(sm.wildcards.rep))
+    crn = sm.params.common_random_numbers
+    seed = run_seed(sm.params.seed, sm.wildcards.experiment, int(sm.wildcards.rep), crn)
+    sample_ids = table["image"].astype(str).tolist() if crn else None
 else:  # the ancillary classifier: the whole real training split
-    table, images, name = train_real, np.asarray(real_images), ("ancillary",)
+    table, images = train_real, np.asarray(real_images)
+    seed, sample_ids = seed_from(sm.params.seed, "classifier", "ancillary"), None
 val = pd.read_csv(sm.input.val)
 train_classifier(
     images,
@@ -27,8 +30,9 @@ train_classifier(
     val["label"].to_numpy(np.int64),
     cfg,
     sm.params.outdir,
-    seed_from(sm.params.seed, "classifier", *name),
+    seed,
     device,
     log,
     code_version=sm.params.code,
+    sample_ids=sample_ids,
 )

@@ -1,25 +1,31 @@
 """Batched on-device image augmentation for classifier training and test-time augmentation (TTA).
 
-The study's pipeline (torchvision, per image): horizontal + vertical flips, rotation +-45 deg,
-RandomResizedCrop(scale 0.75-1, ratio 3/4-4/3), ColorJitter(brightness/contrast/saturation 0.4,
-hue 0.1), ImageNet-style normalisation. Here every geometric op of a sample is composed into ONE
-2x3 affine matrix and a whole batch is warped by a single ``affine_grid`` + ``grid_sample``
-(bilinear; the resize to the output size happens in the same sampling step). Colour jitter follows
-torchvision's semantics (fixed order brightness, contrast, saturation, hue; clamp to [0, 1] after each).
+Defaults (``DEFAULT_AUGMENT``) follow the paper's text (Sec. 3.2): horizontal + vertical flips,
+resized crops of 75-100% of the area (RandomResizedCrop, ratio 3/4-4/3), rotations of -45 to 45 deg
+and hue changes of -10 to 10% (of the hue circle); no brightness, contrast or saturation change. The
+authors' code (gan-aug-analysis, train_comet_csv.py lines 203-224) also applied
+ColorJitter(brightness=0.4, contrast=0.4, saturation=0.4, hue=0.05): keys ``brightness``, ``contrast``,
+``saturation`` and ``hue`` reproduce it (config/README.md). Here every geometric op of a sample is
+composed into ONE 2x3 affine matrix and a whole batch is warped by a single ``affine_grid`` +
+``grid_sample`` (bilinear; the resize to the output size happens in the same sampling step). Colour
+jitter follows torchvision's semantics (fixed order brightness, contrast, saturation, hue; clamp to
+[0, 1] after each).
 
 Padding: ``zeros`` by default. It matches the study (torchvision's RandomRotation fills uncovered
 corners with black), and dermoscopic images commonly have dark corners anyway. ``reflection`` and
 ``border`` are available (config key ``padding``) for data where black corners would be a shortcut.
 
-Random parameters are drawn on the CPU from an explicit ``torch.Generator`` with a fixed number of
-draws per sample, so augmentations are reproducible, independent of the device, and, for TTA, the
-same for an (image, replica) pair whatever the batching.
+Random parameters come from N_DRAWS uniforms per sample, drawn on the CPU from an explicit
+``torch.Generator`` (``sample_params``) or computed from per-sample integer keys (``keyed_uniforms``,
+counter-based: the draws of a sample depend only on its key), so augmentations are reproducible,
+independent of the device, and, for TTA, the same for an (image, replica) pair whatever the batching.
 """
 
 from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -32,10 +38,10 @@ DEFAULT_AUGMENT = {
     "scale": [0.75, 1.0],
     "ratio": [3 / 4, 4 / 3],
     "rotation": 45.0,
-    "brightness": 0.4,
-    "contrast": 0.4,
-    "saturation": 0.4,
-    "hue": 0.1,
+    "brightness": 0.0,  # the authors' code: 0.4 (the paper's text: none)
+    "contrast": 0.0,  # idem
+    "saturation": 0.0,  # idem
+    "hue": 0.1,  # the paper's text: -10..10%; the authors' code: 0.05 (ColorJitter(hue=0.5 * 0.1))
     "padding": "zeros",
 }
 
@@ -54,9 +60,9 @@ _GRAY = (0.2989, 0.587, 0.114)  # as torchvision (tensor path)
 
 
 def augment_config(cfg=None, key: str = "classifier.augment") -> dict:
-    """Complete an augmentation config with the study's defaults and validate it.
+    """Complete an augmentation config with the defaults (the paper's text) and validate it.
 
-    None -> defaults (the study's pipeline); False -> no augmentation; a dict overrides defaults.
+    None -> defaults; False -> no augmentation; a dict overrides defaults.
     """
     if cfg is None or cfg is True:
         return dict(DEFAULT_AUGMENT)
@@ -147,6 +153,26 @@ def _shift_hue(x: torch.Tensor, shift: torch.Tensor) -> torch.Tensor:
     return out
 
 
+def mix64(x: np.ndarray) -> np.ndarray:
+    """SplitMix64 finaliser on uint64 arrays (wrapping arithmetic): a counter-based hash."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x += np.uint64(0x9E3779B97F4A7C15)
+        x = (x ^ (x >> np.uint64(30))) * np.uint64(0xBF58476D1CE4E5B9)
+        x = (x ^ (x >> np.uint64(27))) * np.uint64(0x94D049BB133111EB)
+    return x ^ (x >> np.uint64(31))
+
+
+def keyed_uniforms(keys, n_draws: int = N_DRAWS) -> torch.Tensor:
+    """Uniforms in [0, 1) (len(keys), n_draws), float64, that depend only on each sample's 64-bit key:
+    the same key gives the same row whatever the other keys, the batch or the order."""
+    k = np.asarray(keys, dtype=np.uint64).reshape(-1, 1)
+    with np.errstate(over="ignore"):
+        ctr = mix64(k) + np.arange(n_draws, dtype=np.uint64)[None, :] * np.uint64(0xD1B54A32D192ED03)
+    bits = mix64(ctr) >> np.uint64(11)  # 53 random bits
+    return torch.from_numpy(bits.astype(np.float64) * (1.0 / (1 << 53)))
+
+
 class BatchAugment(nn.Module):
     """Per-sample random augmentation of a batch, on the batch's device.
 
@@ -167,8 +193,15 @@ class BatchAugment(nn.Module):
     def sample_params(self, n: int, generator: torch.Generator | None = None) -> dict:
         """Draw parameters for n samples (on the CPU): theta (n,2,3) in normalised coordinates for a
         square image, and colour factors. Always N_DRAWS uniforms per sample."""
+        return self.params_from_uniforms(torch.rand(n, N_DRAWS, generator=generator, dtype=torch.float64))
+
+    def params_from_uniforms(self, u: torch.Tensor) -> dict:
+        """Parameters from given uniforms u (n, N_DRAWS) in [0, 1), float64 (see sample_params)."""
         c = self.cfg
-        u = torch.rand(n, N_DRAWS, generator=generator, dtype=torch.float64)
+        if u.dim() != 2 or u.shape[1] != N_DRAWS:
+            raise InputError(f"augmentation draws: expected shape (n, {N_DRAWS}), got {tuple(u.shape)}")
+        u = u.to(torch.float64)
+        n = u.shape[0]
         # RandomResizedCrop: side fractions of the crop; first valid of _CROP_TRIES tries, else whole
         lo, hi = c["scale"]
         area = lo + (hi - lo) * u[:, _C_CROP::2]

@@ -2,10 +2,31 @@
 loss, early stopping, best model by validation loss; checkpoint after every epoch so a killed job
 resumes at the next epoch and ends with results identical to an uninterrupted run (CPU).
 
-Validation is computed without augmentation. Training images are augmented on the device per
-batch (classifier.augment.BatchAugment). All randomness comes from explicit generators whose states
-are checkpointed: model init (seeded), data order (CPU generator), augmentation (CPU generator) and
-the global torch RNG (dropout and the like).
+Inputs are z-normalised with ImageNet's mean and standard deviation (``normalize: imagenet``, the
+paper's text) or with the model's own settings (``normalize: model``); the choice is stored in the
+saved ModelInfo, so evaluation, pool scoring and feature extraction normalise as training did.
+Training images are augmented on the device per batch (classifier.augment.BatchAugment). Validation is
+computed without augmentation, or (``val_augment: true``, as the authors' code did) on one fresh random
+augmentation of every validation image per epoch. All randomness comes from explicit seeds: model
+init, data order, augmentation draws, validation augmentation and the global torch RNG (dropout and
+the like); generator states are checkpointed.
+
+Common random numbers (``sample_ids`` given; the workflow gives them when
+``classifier.common_random_numbers`` is on, and then also one seed per replicate, see ``run_seed``).
+Two experiments' replicate r then share:
+
+- the model initialisation (the new head; all weights of a model trained from scratch);
+- the data order of the images they have in common (unbalanced batches): each epoch every image gets a
+  sort key that is a function of (seed, epoch, its id), so common images keep the same relative order;
+  images present in one experiment only are interleaved, so the batches themselves differ;
+- the augmentation of a common image in an epoch (a function of seed, epoch, its id and, when an image
+  occurs several times in an epoch, the occurrence number), whatever its position;
+- the validation augmentation draws (``val_augment``) and the global RNG stream.
+
+Not shared: with ``balanced_batches`` the indices are drawn with replacement from a generator stream,
+whose draws depend on the set's size and labels, so the order is common only as far as the sets agree;
+batch composition and every update after the first differing batch (the training trajectories diverge
+as soon as the data do).
 """
 
 from __future__ import annotations
@@ -25,8 +46,8 @@ import torch.nn.functional as F
 from ..io import InputError, load_torch, save_torch, seed_from, write_csv
 from ..metrics import roc_auc
 from ..progress import Progress
-from .augment import BatchAugment, augment_config, normalise_only
-from .models import ModelInfo, create_classifier
+from .augment import BatchAugment, augment_config, keyed_uniforms, mix64, normalise_only
+from .models import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, create_classifier
 
 DEFAULTS = {
     "model": "timm:test_resnet",
@@ -44,8 +65,10 @@ DEFAULTS = {
     "plateau_factor": 0.1,
     "min_lr": 1e-5,
     "early_stopping_patience": 22,
-    "balanced_batches": True,
-    "augment": None,  # None: the study's augmentation (augment.DEFAULT_AUGMENT)
+    "normalize": "imagenet",  # the paper's text; "model": the model's own mean/std
+    "balanced_batches": False,  # the paper's text ("shuffling the data"); the authors' code: True
+    "augment": None,  # None: the paper's augmentation (augment.DEFAULT_AUGMENT)
+    "val_augment": False,  # the authors' code: True (one random augmentation per image and epoch)
     "eval_batch_size": 256,
     "amp": False,  # bfloat16 autocast on CUDA only
     "channels_last": True,  # ~40% faster on CPU for small convnets; also good on GPU
@@ -57,6 +80,31 @@ DEFAULTS = {
 _RESUMABLE_KEYS = ("epochs", "num_threads", "eval_batch_size", "device_data_max_bytes", "cache_dir")
 
 HISTORY_COLUMNS = ["epoch", "train_loss", "val_loss", "val_auc", "lr", "seconds"]
+NORMALIZE = ("imagenet", "model")
+
+
+def run_seed(base_seed: int, experiment: str, replicate: int, common_random_numbers: bool = True) -> int:
+    """The seed of one experiment's replicate. With common random numbers it depends on the replicate
+    only, so replicate r of every experiment draws the same initialisation and random streams and a
+    paired difference between experiments measures their training data, not seed noise; without, it
+    depends on (experiment, replicate) as well (independent runs)."""
+    if common_random_numbers:
+        return seed_from(base_seed, "classifier-common", int(replicate))
+    return seed_from(base_seed, "classifier", experiment, int(replicate))
+
+
+def sample_keys(sample_ids) -> np.ndarray:
+    """A 64-bit key per training sample from its id (e.g. the trainset's `image`), and, for an id that
+    occurs more than once, its occurrence number, so the copies are distinct samples."""
+    seen: dict[str, int] = {}
+    out = np.empty(len(sample_ids), dtype=np.uint64)
+    for i, name in enumerate(sample_ids):
+        name = str(name)
+        k = seen.get(name, 0)
+        seen[name] = k + 1
+        h = hashlib.sha256(f"{name}\x1f{k}".encode()).digest()
+        out[i] = int.from_bytes(h[:8], "little")
+    return out
 
 
 def complete_config(cfg: dict, key: str = "classifier") -> dict:
@@ -67,6 +115,11 @@ def complete_config(cfg: dict, key: str = "classifier") -> dict:
     out.update({k: v for k, v in cfg.items()})
     out["model_kwargs"] = dict(out["model_kwargs"] or {})
     out["augment"] = augment_config(out["augment"], key=f"{key}.augment")
+    if out["normalize"] not in NORMALIZE:
+        raise InputError(f"{key}.normalize: one of {', '.join(NORMALIZE)}; got {out['normalize']!r}")
+    for k in ("balanced_batches", "val_augment", "pretrained"):
+        if not isinstance(out[k], (bool, np.bool_)):
+            raise InputError(f"{key}.{k}: expected true or false, got {out[k]!r}")
     for k in ("batch_size", "epochs", "plateau_patience", "early_stopping_patience", "eval_batch_size"):
         low = 0 if k == "plateau_patience" else 1
         if isinstance(out[k], bool) or not isinstance(out[k], (int, np.integer)) or out[k] < low:
@@ -78,12 +131,12 @@ def complete_config(cfg: dict, key: str = "classifier") -> dict:
 
 
 def _fingerprint(cfg: dict, seed: int, n_train: int, n_val: int, train_sum: int, val_sum: int,
-                 model: torch.nn.Module, code_version: str | None) -> str:
+                 model: torch.nn.Module, code_version: str | None, ids_digest: str | None = None) -> str:
     science = {k: v for k, v in cfg.items() if k not in _RESUMABLE_KEYS}
     # the parameters' names and shapes: a checkpoint of another architecture is never loaded
     shapes = [(k, list(v.shape)) for k, v in model.state_dict().items()]
-    blob = json.dumps([science, seed, n_train, n_val, train_sum, val_sum, shapes, code_version], sort_keys=True,
-                      default=str)
+    blob = json.dumps([science, seed, n_train, n_val, train_sum, val_sum, shapes, code_version, ids_digest],
+                      sort_keys=True, default=str)
     return hashlib.sha256(blob.encode()).hexdigest()[:16]
 
 
@@ -161,15 +214,20 @@ def _autocast(device, amp):
 
 @torch.no_grad()
 def evaluate_loss(model, info: ModelInfo, store: ImageStore, labels: np.ndarray, batch_size: int,
-                  input_size: int, amp=False, channels_last=True) -> tuple[float, np.ndarray]:
-    """Mean cross-entropy and P(class 1) over a set, without augmentation (model in eval mode)."""
+                  input_size: int, amp=False, channels_last=True, augment: BatchAugment | None = None,
+                  params: dict | None = None) -> tuple[float, np.ndarray]:
+    """Mean cross-entropy and P(class 1) over a set (model in eval mode): without augmentation, or with
+    ``augment`` and its per-image ``params`` (one augmented copy per image)."""
     model.eval()
     y = torch.from_numpy(labels)
     total = 0.0
     probs = []
     for s in range(0, store.n, batch_size):
         e = min(s + batch_size, store.n)
-        x = normalise_only(store.slice(s, e), info.mean, info.std, input_size)
+        if augment is not None:
+            x = augment.apply(store.slice(s, e), BatchAugment.index_params(params, slice(s, e)))
+        else:
+            x = normalise_only(store.slice(s, e), info.mean, info.std, input_size)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
         with _autocast(x.device, amp):
@@ -179,13 +237,37 @@ def evaluate_loss(model, info: ModelInfo, store: ImageStore, labels: np.ndarray,
     return total / max(store.n, 1), torch.cat(probs).numpy()
 
 
-def _epoch_order(gen: torch.Generator, labels: torch.Tensor, balanced: bool) -> torch.Tensor:
+def _epoch_order(gen: torch.Generator, labels: torch.Tensor, balanced: bool, keys: np.ndarray | None = None,
+                 salt: int = 0) -> torch.Tensor:
+    """Sample indices of one epoch: a permutation (shuffling), or class-balanced draws with replacement.
+    With per-sample ``keys`` the permutation sorts mix64(key ^ salt): the relative order of two samples
+    depends only on their keys and the salt (the generator is not used)."""
     n = labels.shape[0]
     if not balanced:
+        if keys is not None:
+            return torch.from_numpy(np.argsort(mix64(keys ^ np.uint64(salt)), kind="stable"))
         return torch.randperm(n, generator=gen)
     counts = torch.bincount(labels, minlength=2).double()
     w = (1.0 / counts.clamp_min(1))[labels]
     return torch.multinomial(w, n, replacement=True, generator=gen)
+
+
+def _occurrence(order: np.ndarray) -> np.ndarray:
+    """For each position of `order`, how many times its index occurred before it (0 for a permutation)."""
+    o = np.asarray(order)
+    srt = np.argsort(o, kind="stable")
+    so = o[srt]
+    start = np.flatnonzero(np.r_[True, so[1:] != so[:-1]])
+    first = np.repeat(start, np.diff(np.r_[start, len(o)]))
+    occ = np.empty(len(o), dtype=np.uint64)
+    occ[srt] = (np.arange(len(o)) - first).astype(np.uint64)
+    return occ
+
+
+def _augment_keys(keys: np.ndarray, order: np.ndarray, salt: int) -> np.ndarray:
+    """Per position of an epoch's order: the key of its augmentation draws (sample, occurrence, salt)."""
+    with np.errstate(over="ignore"):
+        return mix64(keys[order] ^ np.uint64(salt)) + _occurrence(order) * np.uint64(0x9E3779B97F4A7C15)
 
 
 def _rng_state(device) -> dict:
@@ -202,7 +284,8 @@ def _set_rng_state(st: dict, device) -> None:
 
 
 def build_model(cfg: dict, seed: int):
-    """Create the configured model with a seeded initialisation (global RNG left untouched)."""
+    """Create the configured model with a seeded initialisation (global RNG left untouched); its
+    ModelInfo carries the input normalisation chosen by ``normalize``."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed_from(seed, "init"))
         model, info = create_classifier(cfg["model"], num_classes=2, pretrained=cfg["pretrained"],
@@ -210,13 +293,20 @@ def build_model(cfg: dict, seed: int):
                                         **cfg["model_kwargs"])
     if cfg["input_size"]:
         info.input_size = int(cfg["input_size"])
+    if cfg.get("normalize", "imagenet") == "imagenet":
+        info.mean, info.std = IMAGENET_MEAN, IMAGENET_STD
     return model, info
 
 
 def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndarray, val_labels,
                      cfg: dict, out_dir, seed: int, device, log: logging.Logger | None = None,
-                     code_version: str | None = None) -> dict:
+                     code_version: str | None = None, sample_ids=None) -> dict:
     """Train a melanoma-vs-benign classifier; resumable per epoch.
+
+    ``sample_ids`` (one per training image, e.g. the trainset's `image` column): draw the data order
+    and the augmentation of each image from keys derived from its id, so that runs with the same seed
+    on overlapping sets share them for the common images (common random numbers, module docstring).
+    None: both come from generator streams.
 
     Writes out_dir/model.pt (best by validation loss: state dict, info to rebuild, epoch, val_loss and
     the completed config, whose "augment" entry is what predict_proba's TTA should use), history.csv,
@@ -240,9 +330,17 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     out_dir.mkdir(parents=True, exist_ok=True)
     if cfg["num_threads"]:
         torch.set_num_threads(int(cfg["num_threads"]))
+    keys = None
+    if sample_ids is not None:
+        sample_ids = [str(v) for v in sample_ids]
+        if len(sample_ids) != len(y_train):
+            raise InputError(f"sample_ids: expected {len(y_train)} (one per training image), "
+                             f"got {len(sample_ids)}")
+        keys = sample_keys(sample_ids)
     model, info = build_model(cfg, seed)
+    ids_digest = None if keys is None else hashlib.sha256(keys.tobytes()).hexdigest()[:16]
     fp = _fingerprint(cfg, seed, len(y_train), len(y_val), _checksum(train_images, y_train),
-                      _checksum(val_images, y_val), model, code_version)
+                      _checksum(val_images, y_val), model, code_version, ids_digest)
     input_size = info.input_size
     model.to(device)
     if cfg["channels_last"]:
@@ -301,7 +399,10 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
         t0 = time.perf_counter()
         epoch = state["epoch"] + 1
         lr = opt.param_groups[0]["lr"]
-        order = _epoch_order(gen_data, labels_cpu, cfg["balanced_batches"])
+        order = _epoch_order(gen_data, labels_cpu, cfg["balanced_batches"], keys,
+                             seed_from(seed, "data-order", epoch))
+        aug_keys = (None if keys is None else
+                    _augment_keys(keys, order.numpy(), seed_from(seed, "augment", epoch)))
         model.train()
         loss_sum = torch.zeros((), device=device)
         seen = 0
@@ -309,7 +410,11 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
             idx = order[s:s + bs]
             if idx.numel() < 2:  # batch norm cannot train on a single sample
                 continue
-            x = augment(train_store.get(idx), gen_aug)
+            if aug_keys is None:
+                x = augment(train_store.get(idx), gen_aug)
+            else:
+                params = augment.params_from_uniforms(keyed_uniforms(aug_keys[s:s + bs]))
+                x = augment.apply(train_store.get(idx), params)
             if cfg["channels_last"]:
                 x = x.contiguous(memory_format=torch.channels_last)
             y = labels_dev[idx.to(device)]
@@ -322,8 +427,13 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
             loss_sum += loss.detach() * idx.numel()
             seen += idx.numel()
         train_loss = loss_sum.item() / max(seen, 1)
+        val_aug = val_params = None
+        if cfg["val_augment"]:  # one fresh augmentation per image, drawn for the whole set (batch-size free)
+            val_aug = augment
+            val_params = augment.sample_params(len(y_val), torch.Generator().manual_seed(
+                seed_from(seed, "val-augment", epoch)))
         val_loss, val_prob = evaluate_loss(model, info, val_store, y_val, cfg["eval_batch_size"], input_size,
-                                           cfg["amp"], cfg["channels_last"])
+                                           cfg["amp"], cfg["channels_last"], val_aug, val_params)
         try:
             val_auc = roc_auc(y_val, val_prob)
         except InputError:

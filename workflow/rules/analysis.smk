@@ -26,7 +26,7 @@ rule aggregate:
 
 
 rule stats:
-    """Every experiment against its baseline, paired by replicate: difference, bootstrap CI, Wilcoxon, Holm."""
+    """Every experiment against its baseline, paired by replicate: difference, Wilcoxon with its interval, Holm."""
     input:
         auc="results/auc.csv",
     output:

@@ -201,8 +201,9 @@ def signed_rank_interval(d, alpha: float = 0.05, exact_max_n: int = EXACT_MAX_N)
         mu = n * (n + 1) / 4.0
         sigma = math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
         k, method = max(1, math.floor(mu - _norm_ppf(1.0 - alpha / 2.0) * sigma) + 1), "normal"
-    return {**out, "estimate": float(np.median(walsh)), "low": float(walsh[k - 1]), "high": float(walsh[m - k]),
-            "coverage": float(max(0.0, 1.0 - 2.0 * cdf[k - 1])), "k": k, "method": method}
+    return {**out, "estimate": float(np.median(walsh)), "low": float(walsh[k - 1]),
+            "high": float(walsh[m - k]), "coverage": float(max(0.0, 1.0 - 2.0 * cdf[k - 1])), "k": k,
+            "method": method}
 
 
 def t_interval(d, alpha: float = 0.05) -> tuple[float, float]:

@@ -87,6 +87,133 @@ def test_signed_rank_null_sums_to_one():
     assert np.allclose(pmf, pmf[::-1])  # symmetric
 
 
+# ------------------------------------------------------------------------------------------ HL interval
+def _brute_force_interval(d, alpha):
+    """Reference by test inversion, not from Walsh-average order statistics: for theta between
+    consecutive Walsh averages (where |d - theta| has no ties and no zeros), the exact two-sided p of
+    H0: shift = theta from all 2^n sign vectors; the confidence set is {theta: p(theta) > a*}, a* the
+    largest achievable p <= alpha (else the smallest achievable p); coverage = 1 - P(p <= a*) by the
+    same enumeration. Returns (low, high, coverage) with the closure of the accepted set."""
+    n = len(d)
+    signs = np.array(list(itertools.product((0, 1), repeat=n)), dtype=float)  # 2^n x n
+    ranks = np.arange(1, n + 1, dtype=float)
+    null = signs @ ranks  # W+ under each sign vector, untied ranks
+    def p_of(w):
+        return min(1.0, 2 * min(np.mean(null <= w + 1e-9), np.mean(null >= w - 1e-9)))
+    achievable = sorted({p_of(w) for w in null})
+    below = [a for a in achievable if a <= alpha + 1e-12]
+    a_star = below[-1] if below else achievable[0]
+    coverage = 1 - np.mean([p_of(w) <= a_star + 1e-12 for w in null])
+    walsh = sorted({(d[i] + d[j]) / 2 for i in range(n) for j in range(i, n)})
+    grid = [walsh[0] - 1] + [(a + b) / 2 for a, b in zip(walsh[:-1], walsh[1:])] + [walsh[-1] + 1]
+    accepted = []
+    for g, theta in enumerate(grid):
+        x = d - theta
+        r = stats.midranks(np.abs(x))
+        if p_of(r[x > 0].sum()) > a_star + 1e-12:
+            accepted.append(g)
+    assert accepted == list(range(accepted[0], accepted[-1] + 1))  # an interval
+    # gap g lies between walsh[g-1] and walsh[g]: the closure runs from walsh[first-1] to walsh[last]
+    return walsh[accepted[0] - 1], walsh[accepted[-1]], coverage
+
+
+def test_signed_rank_interval_hand_cases():
+    # n = 3: P(W+ <= 0) = 1/8, 2/8 > 0.05: no interval reaches 95%; the widest, min..max of the Walsh
+    # averages (-0.11, -0.095, -0.085, -0.08, -0.07, -0.06), covers 1 - 2/8 = 75%
+    ci = stats.signed_rank_interval([-0.08, -0.11, -0.06])
+    assert ci["method"] == "exact-widest" and ci["k"] == 1 and ci["coverage"] == pytest.approx(0.75)
+    assert (ci["low"], ci["high"]) == pytest.approx((-0.11, -0.06))
+    assert ci["estimate"] == pytest.approx((-0.085 - 0.08) / 2)  # median of 6 averages
+    assert stats.signed_rank_interval([1.0, 2.0, 3.0, 4.0])["coverage"] == pytest.approx(0.875)
+    # n = 5, d = 1..5: Walsh 1 1.5 2 2 2.5 2.5 3 3 3 3.5 3.5 4 4 4.5 5, median 3; 2/32 > 0.05 -> widest,
+    # 93.75%; at alpha = 0.1 the same interval is exact (2 P(W+ <= 0) = 0.0625 <= 0.1 < 2 P(W+ <= 1))
+    ci = stats.signed_rank_interval([1.0, 2.0, 3.0, 4.0, 5.0])
+    assert (ci["low"], ci["high"], ci["estimate"]) == (1.0, 5.0, 3.0)
+    assert ci["method"] == "exact-widest" and ci["coverage"] == pytest.approx(0.9375)
+    assert stats.signed_rank_interval([1.0, 2.0, 3.0, 4.0, 5.0], alpha=0.1)["method"] == "exact"
+    # n = 6, d = -1 2 3 5 7 11: Walsh -1 .5 1 2 2 2.5 3 3 3.5 4 4.5 5 5 5 6 6.5 7 7 8 9 11 (median 4.5).
+    # alpha 0.05: P(W+ <= 0) = 1/64, P(W+ <= 1) = 2/64 > .025 -> k = 1: [-1, 11], 62/64 = 96.875%;
+    # alpha 0.1: P(W+ <= 2) = 3/64 <= .05 < P(W+ <= 3) = 5/64 -> k = 3: [A_3, A_19] = [1, 8], 1 - 6/64
+    d6 = [-1.0, 2.0, 3.0, 5.0, 7.0, 11.0]
+    ci = stats.signed_rank_interval(d6)
+    assert (ci["low"], ci["high"], ci["estimate"], ci["k"]) == (-1.0, 11.0, 4.5, 1)
+    assert ci["method"] == "exact" and ci["coverage"] == pytest.approx(62 / 64)
+    ci = stats.signed_rank_interval(d6, alpha=0.1)
+    assert (ci["low"], ci["high"], ci["k"]) == (1.0, 8.0, 3) and ci["coverage"] == pytest.approx(58 / 64)
+    # the test agrees: W- = 1 -> p = 2 P(W+ <= 1) = 4/64 = 0.0625: > 0.05 (0 inside), <= 0.1 (0 outside)
+    assert stats.wilcoxon_signed_rank(d6)["p_value"] == pytest.approx(4 / 64)
+    # n = 8: subsets of 1..8 with sum <= 0,1,2,3,4: 1 2 3 5 7 -> c = 3 (5/256 <= .025 < 7/256), k = 4,
+    # coverage 1 - 10/256. d = -3 -1 2 4 5 6 8 9: lowest Walsh -3 -2 -1 -.5, highest 9 8.5 8 7.5
+    ci = stats.signed_rank_interval([-3.0, -1.0, 2.0, 4.0, 5.0, 6.0, 8.0, 9.0])
+    assert (ci["low"], ci["high"], ci["k"]) == (-0.5, 7.5, 4) and ci["coverage"] == pytest.approx(246 / 256)
+    assert stats.wilcoxon_signed_rank([-3.0, -1.0, 2.0, 4.0, 5.0, 6.0, 8.0, 9.0])["p_value"] == \
+        pytest.approx(14 / 256)  # W- = 1 + 3 = 4, P(W+ <= 4) = 7/256: 0 inside, p > 0.05
+    ci = stats.signed_rank_interval([-1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 8.0, 9.0])  # lowest -1 .5 1 1.5
+    assert ci["low"] == 1.5 and stats.wilcoxon_signed_rank([-1.0, 2, 3, 4, 5, 6, 8, 9])["p_value"] < 0.05
+    # n = 10: subsets of 1..10 with sum <= 8: 25 of 1024, <= 9: 33 -> k = 9, coverage 1 - 50/1024
+    ci = stats.signed_rank_interval(np.arange(1.0, 11.0))
+    assert ci["k"] == 9 and ci["coverage"] == pytest.approx(1 - 50 / 1024)
+    # n = 1, 0, constant
+    one = stats.signed_rank_interval([0.02])
+    assert (one["low"], one["high"], one["coverage"], one["method"]) == (0.02, 0.02, 0.0, "exact-widest")
+    assert np.isnan(stats.signed_rank_interval([])["low"]) and stats.signed_rank_interval([])["method"] == ""
+    assert stats.signed_rank_interval([0.01] * 7)["low"] == pytest.approx(0.01)
+    with pytest.raises(InputError, match="NaN"):
+        stats.signed_rank_interval([0.1, np.nan])
+
+
+@pytest.mark.parametrize("n", [2, 3, 4, 5, 6, 7, 9, 11])  # n = 1: empty set, see hand cases
+def test_signed_rank_interval_matches_brute_force_inversion(n):
+    rng = np.random.default_rng(100 + n)
+    for alpha in (0.05, 0.1, 0.3):
+        for _ in range(3):
+            d = rng.normal(0.01, 0.02, n)
+            lo, hi, cov = _brute_force_interval(d, alpha)
+            ci = stats.signed_rank_interval(d, alpha)
+            assert (ci["low"], ci["high"]) == pytest.approx((lo, hi), abs=1e-15)
+            assert ci["coverage"] == pytest.approx(cov, abs=1e-12)
+            assert (ci["method"] == "exact-widest") == (cov < 1 - alpha - 1e-12)
+
+
+def test_signed_rank_interval_agrees_with_test():
+    """No zeros, no tied |d|: 0 outside [low, high] iff exact p <= 1 - coverage, and iff p <= alpha when
+    the interval reaches its nominal level. Cases straddle 0 so that both outcomes occur."""
+    rng = np.random.default_rng(5)
+    seen = set()
+    for n in range(1, 16):
+        for alpha in (0.05, 0.1, 0.2):
+            for shift in (-0.02, 0.0, 0.01, 0.03):
+                d = rng.normal(shift, 0.02, n)
+                ci = stats.signed_rank_interval(d, alpha)
+                p = stats.wilcoxon_signed_rank(d)["p_value"]
+                excludes = ci["low"] > 0 or ci["high"] < 0
+                assert excludes == (p <= 1 - ci["coverage"] + 1e-12), (n, alpha, d)
+                if ci["method"] == "exact":
+                    assert excludes == (p <= alpha + 1e-12)
+                seen.add(excludes)
+    assert seen == {True, False}
+    # normal approximation (n > 25) uses the same z as the test
+    for seed in range(5):
+        d = np.random.default_rng(seed).normal(0.004, 0.02, 40)
+        ci = stats.signed_rank_interval(d)
+        t = stats.wilcoxon_signed_rank(d)
+        assert ci["method"] == "normal" and t["method"] == "normal"
+        assert (ci["low"] > 0 or ci["high"] < 0) == (t["p_value"] <= 0.05)
+        assert 0.945 < ci["coverage"] < 0.96
+        # n = 40: mu = 410, sigma = sqrt(40 * 41 * 81 / 24) = 74.398; 410 - 1.95996 sigma = 264.18 -> k = 265
+        assert ci["k"] == 265
+        w = stats.walsh_averages(d)
+        assert (ci["low"], ci["high"]) == (w[264], w[len(w) - 265])
+
+
+def test_t_interval_matches_scipy():
+    d = np.array([0.01, -0.02, 0.03, 0.015, 0.0])
+    lo, hi = stats.t_interval(d, 0.05)
+    ref = scipy.stats.ttest_1samp(d, 0.0).confidence_interval(0.95)
+    assert (lo, hi) == pytest.approx((ref.low, ref.high))
+    assert np.isnan(stats.t_interval([0.1])[0])
+
+
 # ------------------------------------------------------------------------------------------ Holm
 def test_holm_hand_cases():
     # p = .01, .04, .03, .005 (m = 4): sorted .005 .01 .03 .04 -> 4*.005=.02, 3*.01=.03, 2*.03=.06, .04->.06
@@ -258,16 +385,22 @@ def test_summary_table_markdown_latex():
     res = stats.paired_stats(auc, exps, n_boot=1000)
     tab = stats.summary_table(res, "augmentation", "indist")
     assert list(tab["Experiment"]) == ["1:0", "1:1/2 sgn", "1:1 sgn"]
-    assert list(tab.columns) == ["Experiment", "n", "AUC", "ΔAUC [95% CI]", "p (Holm)"]
-    assert tab.iloc[0]["ΔAUC [95% CI]"] == "(baseline)" and tab.iloc[0]["p (Holm)"] == ""
-    assert "±" in tab.iloc[1]["AUC"] and tab.iloc[1]["ΔAUC [95% CI]"].startswith("+0.0")
+    ccol = "95% CI (signed-rank)"
+    assert list(tab.columns) == ["Experiment", "n", "AUC", "ΔAUC", ccol, "p (Holm)"]
+    assert tab.iloc[0]["ΔAUC"] == "(baseline)" and tab.iloc[0]["p (Holm)"] == ""
+    assert tab.iloc[0][ccol] == ""
+    assert "±" in tab.iloc[1]["AUC"] and tab.iloc[1]["ΔAUC"].startswith("+0.0")
+    # 8 pairs reach 95% (246/256): no note; the interval is the row's ci_low/ci_high
+    row = res[(res.application == "augmentation") & (res.test_set == "indist")].iloc[1]
+    assert tab.iloc[1][ccol] == f"[{row.ci_low:+.3f}, {row.ci_high:+.3f}]"
+    assert row.ci_coverage == pytest.approx(246 / 256) and row.ci_method == "exact"
     assert tab.iloc[1]["p (Holm)"].endswith("*")
     md = stats.to_markdown(tab)
     lines = md.strip().split("\n")
     assert len(lines) == 2 + len(tab) and lines[1].startswith("|:---|")
     assert all(line.count("|") == len(tab.columns) + 1 for line in lines)
     tex = stats.to_latex(tab, caption="AUC 100% real", label="tab:aug")
-    assert r"\begin{tabular}{lrrrr}" in tex and r"$\pm$" in tex and r"$\Delta$" in tex
+    assert r"\begin{tabular}{lrrrrr}" in tex and r"$\pm$" in tex and r"$\Delta$" in tex
     assert r"100\%" in tex and r"\label{tab:aug}" in tex
     assert tex.count(r"\\") == 1 + len(tab)
     # anonymization figure has two baselines -> a Baseline column
@@ -275,3 +408,26 @@ def test_summary_table_markdown_latex():
     assert "Baseline" in tab2.columns
     with pytest.raises(InputError, match="no rows"):
         stats.summary_table(res, "augmentation", "nope")
+
+
+def test_three_replicates_interval_says_its_coverage():
+    """The issue's case: 3 pairs, all differences negative. The old percentile bootstrap printed a
+    '95% CI' excluding 0 beside p = 1.000 (Holm); now the interval is min..max of the differences, labelled
+    75%, and it agrees with the unadjusted exact p = 0.25 (= 1 - 0.75)."""
+    exps = _design()
+    auc = _auc_table(exps, {"1x1-2_sgn": -0.087, "1x1_sgn": 0.001}, n_rep=3)
+    res = stats.paired_stats(auc, exps, n_boot=1000)
+    row = res[(res.application == "augmentation") & (res.test_set == "indist")].set_index("experiment")
+    r = row.loc["1x1-2_sgn"]
+    assert r.ci_method == "exact-widest" and r.ci_coverage == pytest.approx(0.75) and r.ci_level == 0.95
+    assert r.p_value == pytest.approx(0.25) and r.ci_high < 0
+    assert r.ci_low <= r.hl_estimate <= r.ci_high and r.t_low < r.mean_diff < r.t_high
+    assert r.boot_low <= r.mean_diff <= r.boot_high
+    tab = stats.summary_table(res, "augmentation", "indist").set_index("Experiment")
+    cell = tab.loc["1:1/2 sgn", "95% CI (signed-rank)"]
+    assert cell.endswith("(75% CI: n=3 too small for 95%)") and cell.startswith(f"[{r.ci_low:+.3f}, ")
+    md = stats.to_markdown(tab.reset_index())
+    assert "75% CI: n=3 too small for 95%" in md
+    assert r"75\% CI" in stats.to_latex(tab.reset_index())
+    assert stats.ci_note(0.9375, 0.95, 5) == "(93.8% CI: n=5 too small for 95%)"
+    assert stats.ci_note(246 / 256, 0.95, 8) == ""

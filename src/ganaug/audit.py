@@ -9,7 +9,18 @@ Ties go to the smallest reference index (as ``argmin``/``argmax`` on the full ma
 
 The real-to-real baseline is the same search of every real image against the *other* real images
 (leave-one-out): it shows how close independent images of the data set come to each other (the data set
-itself holds near-duplicates), so the synthetic-to-real distances are read against it.
+itself holds near-duplicates), so the synthetic-to-real distances are read against it. Images of the same
+lesion are not independent (ISIC holds several images of many lesions, often nearly identical), so when
+the real images carry lesion ids (``real_groups``: the training index's ``lesion_id``) a real image's
+neighbours exclude every image of its own lesion; an empty lesion id counts as a lesion of its own. The
+summary says which rule was used (``real_to_real_excludes``: 'self' or 'same lesion_id').
+
+Translation GANs (pix2pixHD, SPADE) draw every image from a real image's label map (``source_image`` in
+the pool manifest and samples; pool copy k from the k-th flip/rotation of the map), so their images are
+also compared with their own source image, as it is and under each of the 8 flips/rotations
+(``ganaug.masks.dihedral``; transform k = rot90 k % 4 times, then a left-right flip when k >= 4): the
+smallest pHash distance and the largest cosine similarity over the 8, and the transform that attains it
+(ties: the smallest k).
 Near copies: pHash distance <= t_hash, cosine similarity >= t_cos, for each configured threshold.
 """
 
@@ -57,17 +68,43 @@ def _as_unit_features(f, name: str) -> np.ndarray:
     return a / norms
 
 
+def group_codes(groups) -> np.ndarray:
+    """Integer codes of group labels (e.g. lesion ids): equal labels get equal codes >= 0; an empty label
+    (``''``, None, NaN) gets a negative code of its own (a group of one)."""
+    g = pd.Series(list(groups), dtype=object)
+    empty = g.isna() | (g.astype(str).str.strip() == "")
+    codes = np.empty(len(g), dtype=np.int64)
+    codes[~empty.to_numpy()] = pd.factorize(g[~empty].astype(str).str.strip())[0]
+    codes[empty.to_numpy()] = -1 - np.flatnonzero(empty.to_numpy())
+    return codes
+
+
+def _groups(query_groups, ref_groups, nq: int, nr: int, fn: str):
+    if (query_groups is None) != (ref_groups is None):
+        raise InputError(f"{fn}: pass groups for both query and reference, or for neither")
+    if query_groups is None:
+        return None, None
+    qg, rg = np.asarray(query_groups).ravel(), np.asarray(ref_groups).ravel()
+    if len(qg) != nq or len(rg) != nr:
+        raise InputError(f"{fn}: {len(qg)} / {len(rg)} group labels for {nq} query / {nr} reference rows")
+    return qg, rg
+
+
 def nearest_hamming(query_hashes, ref_hashes, exclude_self: bool = False, block_q: int = 1024,
-                    block_r: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+                    block_r: int = 8192, query_groups=None,
+                    ref_groups=None) -> tuple[np.ndarray, np.ndarray]:
     """For each query hash, the smallest Hamming distance to a reference hash and that reference's index.
 
     exclude_self: query and reference are the same set; row i is not compared with reference i.
+    query_groups / ref_groups (e.g. ``group_codes`` of lesion ids): a query row is not compared with a
+    reference row of the same group (masked per block, no Python loop over rows).
     No reference left: distance 65 (``NO_MATCH``), index -1. Returns (int64 distances, int64 indices).
     """
     q = _as_hashes(query_hashes, "query hashes")
     r = _as_hashes(ref_hashes, "reference hashes")
     if exclude_self and len(q) != len(r):
         raise InputError(f"nearest_hamming: exclude_self needs the same set twice, got {len(q)} and {len(r)}")
+    qg, rg = _groups(query_groups, ref_groups, len(q), len(r), "nearest_hamming")
     best_d = np.full(len(q), 255, dtype=np.uint8)
     best_i = np.full(len(q), -1, dtype=np.int64)
     for s in range(0, len(q), block_q):
@@ -79,6 +116,8 @@ def nearest_hamming(query_hashes, ref_hashes, exclude_self: bool = False, block_
             if exclude_self:
                 i = np.arange(max(s, t), min(s + len(qb), t + d.shape[1]))
                 d[i - s, i - t] = 255
+            if qg is not None:
+                d[qg[s : s + len(qb), None] == rg[None, t : t + d.shape[1]]] = 255
             j = d.argmin(axis=1)
             dj = d[rows, j]
             better = dj < bd  # strict: earlier blocks win ties
@@ -90,10 +129,12 @@ def nearest_hamming(query_hashes, ref_hashes, exclude_self: bool = False, block_
 
 
 def nearest_cosine(query_feats, ref_feats, exclude_self: bool = False, block_q: int = 1024,
-                   block_r: int = 8192) -> tuple[np.ndarray, np.ndarray]:
+                   block_r: int = 8192, query_groups=None,
+                   ref_groups=None) -> tuple[np.ndarray, np.ndarray]:
     """For each query row, the largest cosine similarity to a reference row and that row's index.
 
-    exclude_self as in ``nearest_hamming``; no reference left: similarity -inf, index -1.
+    exclude_self and query_groups / ref_groups as in ``nearest_hamming``; no reference left: similarity
+    -inf, index -1.
     """
     q = _as_unit_features(query_feats, "query features")
     r = _as_unit_features(ref_feats, "reference features")
@@ -101,6 +142,7 @@ def nearest_cosine(query_feats, ref_feats, exclude_self: bool = False, block_q: 
         raise InputError(f"nearest_cosine: feature dimensions differ ({q.shape[1]} vs {r.shape[1]})")
     if exclude_self and len(q) != len(r):
         raise InputError(f"nearest_cosine: exclude_self needs the same set twice, got {len(q)} and {len(r)}")
+    qg, rg = _groups(query_groups, ref_groups, len(q), len(r), "nearest_cosine")
     best_s = np.full(len(q), -np.inf)
     best_i = np.full(len(q), -1, dtype=np.int64)
     for s in range(0, len(q), block_q):
@@ -112,12 +154,41 @@ def nearest_cosine(query_feats, ref_feats, exclude_self: bool = False, block_q: 
             if exclude_self:
                 i = np.arange(max(s, t), min(s + len(qb), t + sim.shape[1]))
                 sim[i - s, i - t] = -np.inf
+            if qg is not None:
+                sim[qg[s : s + len(qb), None] == rg[None, t : t + sim.shape[1]]] = -np.inf
             j = sim.argmax(axis=1)
             sj = sim[rows, j]
             better = sj > bs
             bs[better] = sj[better]
             bi[better] = j[better] + t
     return np.minimum(best_s, 1.0), best_i
+
+
+def source_distances(synth_hashes, source_hashes, synth_feats=None, source_feats=None) -> dict:
+    """Each synthetic image against its own source image under T transforms (vectorised over both).
+
+    source_hashes: T x N pHashes, [t, i] = source of synthetic image i under transform t; source_feats:
+    T x N x D features likewise (optional, with synth_feats N x D). Returns {hash_dist (int64, min over t),
+    hash_transform (argmin, smallest t on ties), and with features cos_sim (max over t), cos_transform}."""
+    sh = _as_hashes(synth_hashes, "synthetic hashes")
+    src = np.asarray(source_hashes)
+    if src.ndim != 2 or src.shape[1] != len(sh):
+        raise InputError(f"source_distances: expected T x {len(sh)} source hashes, got shape {src.shape}")
+    src = _as_hashes(src, "source hashes").reshape(src.shape)
+    d = np.bitwise_count(src ^ sh[None, :]).astype(np.int64)  # T x N
+    out = {"hash_dist": d.min(axis=0), "hash_transform": d.argmin(axis=0)}
+    if (synth_feats is None) != (source_feats is None):
+        raise InputError("source_distances: pass features for both synthetic and source images, or neither")
+    if synth_feats is not None:
+        sf = _as_unit_features(synth_feats, "synthetic features")
+        tf = np.asarray(source_feats, dtype=np.float64)
+        if tf.ndim != 3 or tf.shape[1:] != sf.shape:
+            raise InputError(f"source_distances: expected T x {sf.shape[0]} x {sf.shape[1]} source features, "
+                             f"got shape {tf.shape}")
+        uf = _as_unit_features(tf.reshape(-1, tf.shape[2]), "source features").reshape(tf.shape)
+        sim = np.minimum(np.einsum("tnd,nd->tn", uf, sf), 1.0)
+        out.update(cos_sim=sim.max(axis=0), cos_transform=sim.argmax(axis=0))
+    return out
 
 
 def _thresholds(thresholds) -> tuple[list[int], list[float]]:
@@ -158,20 +229,29 @@ def _counts(synth: np.ndarray, real: np.ndarray, thresholds, op) -> list[dict]:
 
 def audit(synth_hashes, real_hashes, synth_feats=None, real_feats=None, thresholds=None,
           synth_ids: Sequence | None = None, real_ids: Sequence | None = None,
-          quantiles=QUANTILES) -> tuple[pd.DataFrame, dict]:
+          quantiles=QUANTILES, real_groups: Sequence | None = None, source: dict | None = None,
+          source_ids: Sequence | None = None) -> tuple[pd.DataFrame, dict]:
     """Nearest real training image of every synthetic image, and the real-to-real baseline.
 
     thresholds: {"hash": int or list (near copy: distance <= t), "cos": float or list (similarity >= t)};
     missing keys take ``DEFAULT_THRESHOLDS``. Features are optional (pass both or neither).
     synth_ids / real_ids: optional names (e.g. file names) copied into the per-image table.
+    real_groups: optional lesion id of every real image; the real-to-real baseline then skips images of
+    the same lesion (an empty id is a lesion of its own). Without it only the image itself is skipped.
+    source: optional ``source_distances`` result of a translation GAN (each synthetic image against its own
+    source image, min over flips/rotations); source_ids: the source image names.
 
     Returns (per_image, summary):
     per_image, one row per synthetic image: synth_index, [synth_id], hash_dist, hash_real_index,
     [hash_real_id], and with features cos_sim, cos_real_index, [cos_real_id]; then one boolean column
-    per threshold, ``hash_le_{t}`` / ``cos_ge_{t}``.
-    summary (JSON-serialisable): n_synth, n_real, thresholds, and per measure ("hash", "cos"):
-    synth_to_real and real_to_real ({n, mean, quantiles}), and near_copies: one entry per threshold with
-    the synthetic images under it and, for comparison, the real images whose nearest *other* real image is.
+    per threshold, ``hash_le_{t}`` / ``cos_ge_{t}``; with `source`: [source_image], source_hash_dist,
+    source_hash_transform, [source_cos_sim, source_cos_transform].
+    summary (JSON-serialisable): n_synth, n_real, real_to_real_excludes ('self' | 'same lesion_id'),
+    thresholds, and per measure ("hash", "cos"): synth_to_real and real_to_real ({n, mean, quantiles}), and
+    near_copies: one entry per threshold with the synthetic images under it and, for comparison, the real
+    images whose nearest *other* real image (of another lesion) is. With `source`, per measure also
+    synth_to_source ({n, mean, quantiles}) and, per near_copies entry, ``source`` / ``source_fraction``:
+    the synthetic images within the threshold of their own source image.
     """
     t_hash, t_cos = _thresholds(thresholds)
     sh = _as_hashes(synth_hashes, "synthetic hashes")
@@ -180,19 +260,22 @@ def audit(synth_hashes, real_hashes, synth_feats=None, real_feats=None, threshol
         raise InputError("audit: no real training images (real hashes empty)")
     if (synth_feats is None) != (real_feats is None):
         raise InputError("audit: pass features for both synthetic and real images, or for neither")
-    for ids, n, name in ((synth_ids, len(sh), "synth_ids"), (real_ids, len(rh), "real_ids")):
+    for ids, n, name in ((synth_ids, len(sh), "synth_ids"), (real_ids, len(rh), "real_ids"),
+                         (real_groups, len(rh), "real_groups"), (source_ids, len(sh), "source_ids")):
         if ids is not None and len(ids) != n:
             raise InputError(f"audit: {name} has {len(ids)} entries for {n} images")
     df = pd.DataFrame({"synth_index": np.arange(len(sh))})
     if synth_ids is not None:
         df["synth_id"] = list(synth_ids)
+    codes = None if real_groups is None else group_codes(real_groups)
     d, idx = nearest_hamming(sh, rh)
-    rr_d, _ = nearest_hamming(rh, rh, exclude_self=True)
+    rr_d, _ = nearest_hamming(rh, rh, exclude_self=True, query_groups=codes, ref_groups=codes)
     df["hash_dist"], df["hash_real_index"] = d, idx
     if real_ids is not None:
         df["hash_real_id"] = [real_ids[i] for i in idx]
     summary = {
         "n_synth": len(sh), "n_real": len(rh),
+        "real_to_real_excludes": "self" if codes is None else "same lesion_id",
         "thresholds": {"hash": t_hash, "cos": t_cos if synth_feats is not None else []},
         "hash": {"synth_to_real": _describe(d, quantiles),
                  "real_to_real": _describe(np.where(rr_d == NO_MATCH, np.nan, rr_d), quantiles),
@@ -204,7 +287,7 @@ def audit(synth_hashes, real_hashes, synth_feats=None, real_feats=None, threshol
             raise InputError(f"audit: {len(sf)} synthetic / {len(rf)} real feature rows for {len(sh)} / "
                              f"{len(rh)} hashes")
         s, sidx = nearest_cosine(sf, rf)
-        rr_s, _ = nearest_cosine(rf, rf, exclude_self=True)
+        rr_s, _ = nearest_cosine(rf, rf, exclude_self=True, query_groups=codes, ref_groups=codes)
         df["cos_sim"], df["cos_real_index"] = s, sidx
         if real_ids is not None:
             df["cos_real_id"] = [real_ids[i] for i in sidx]
@@ -215,7 +298,30 @@ def audit(synth_hashes, real_hashes, synth_feats=None, real_feats=None, threshol
     if synth_feats is not None:
         for t in t_cos:
             df[f"cos_ge_{t:g}"] = df["cos_sim"] >= t
+    if source is not None:
+        _add_source(df, summary, source, source_ids, t_hash, t_cos, quantiles)
     return df, summary
+
+
+def _add_source(df, summary, source, source_ids, t_hash, t_cos, quantiles) -> None:
+    n = len(df)
+    if len(source.get("hash_dist", ())) != n:
+        raise InputError(f"audit: source distances for {len(source.get('hash_dist', ()))} images, not {n}")
+    if source_ids is not None:
+        df["source_image"] = list(source_ids)
+    measures = [("hash", "hash_dist", "hash_transform", t_hash, np.less_equal)]
+    if "cos" in summary:
+        if "cos_sim" not in source:
+            raise InputError("audit: features were given but the source distances have no cos_sim")
+        measures.append(("cos", "cos_sim", "cos_transform", t_cos, np.greater_equal))
+    for measure, value, transform, thresholds, op in measures:
+        v = np.asarray(source[value])
+        df[f"source_{value}"] = v
+        df[f"source_{transform}"] = np.asarray(source[transform], dtype=np.int64)
+        summary[measure]["synth_to_source"] = _describe(v, quantiles)
+        for entry, t in zip(summary[measure]["near_copies"], thresholds):
+            c = int(op(v, t).sum())
+            entry.update(source=c, source_fraction=c / n if n else None)
 
 
 def closest_pairs(per_image: pd.DataFrame, by: str = "hash", n: int = 16) -> np.ndarray:
@@ -275,8 +381,11 @@ def memorization_audit(gan: str, samples_csvs, train_csv, train_images_gan, trai
 
     pHash on the images at the GAN's resolution (train_images_gan: the real training cache at that size);
     cosine similarity of the ancillary classifier's penultimate features (train_images_cls: the cache at
-    the classifier's size `cls_size`). Writes out_dir/nearest.csv (one row per synthetic image),
-    summary.json, closest_phash.png and closest_features.png (synthetic | nearest real, closest first).
+    the classifier's size `cls_size`). The real-to-real baseline skips images of the same lesion when
+    train_csv has a ``lesion_id`` column. When the samples carry ``source_image`` (translation GANs), each
+    synthetic image is also compared with its own source image under the 8 flips/rotations
+    (``source_image_distances``). Writes out_dir/nearest.csv (one row per synthetic image), summary.json,
+    closest_phash.png and closest_features.png (synthetic | nearest real, closest first).
     Returns the summary.
     """
     import logging
@@ -310,9 +419,33 @@ def memorization_audit(gan: str, samples_csvs, train_csv, train_images_gan, trai
     model, info = load_classifier(ancillary_path, device)
     real_feats = features(model, info, np.asarray(train_images_cls), device)
     synth_feats = features(model, info, synth_cls, device)
-    per_image, summary = audit(phash_batch(synth_gan), phash_batch(np.asarray(train_images_gan)), synth_feats,
+    synth_hashes = phash_batch(synth_gan)
+    source = None
+    source_ids = used["source_image"].fillna("").astype(str).str.strip() if "source_image" in used.columns \
+        else pd.Series("", index=used.index)
+    if (source_ids == "").all():  # a class-conditional GAN (the column comes from other GANs' rows, if any)
+        source_ids = None
+    else:
+        missing = source_ids == ""
+        if missing.any():
+            first = used.loc[missing.idxmax(), "image"]
+            raise InputError(f"audit of '{gan}': {int(missing.sum())} synthetic image(s) have an empty "
+                             f"'source_image' in the samples CSVs, e.g. {first}")
+        row_of = pd.Series(np.arange(len(train)), index=train["image"].astype(str))
+        unknown = ~source_ids.isin(row_of.index)
+        if unknown.any():
+            raise InputError(f"audit of '{gan}': source_image '{source_ids[unknown].iloc[0]}' (samples "
+                             f"column 'source_image') is not in {train_csv} ({int(unknown.sum())} such)")
+        source = source_image_distances(
+            synth_hashes, synth_feats, row_of[source_ids].to_numpy(np.int64), train_images_gan,
+            train_images_cls, lambda imgs: features(model, info, imgs, device), phash_batch)
+        source_ids = source_ids.tolist()
+        log.info("%s: compared with their own source image (8 flips/rotations)", gan)
+    groups = train["lesion_id"].tolist() if "lesion_id" in train.columns else None
+    per_image, summary = audit(synth_hashes, phash_batch(np.asarray(train_images_gan)), synth_feats,
                                real_feats, thresholds, synth_ids=used["image"].tolist(),
-                               real_ids=train["image"].tolist())
+                               real_ids=train["image"].tolist(), real_groups=groups, source=source,
+                               source_ids=source_ids)
     summary = {"gan": gan, "features": f"ancillary:{info.name}", **summary}
     write_csv(out_dir / "nearest.csv", per_image)
     write_json(out_dir / "summary.json", summary)
@@ -324,9 +457,43 @@ def memorization_audit(gan: str, samples_csvs, train_csv, train_images_gan, trai
     return summary
 
 
+def source_image_distances(synth_hashes, synth_feats, source_rows, real_images_gan, real_images_cls,
+                           feature_fn, hash_fn, block: int = 256) -> dict:
+    """``source_distances`` of every synthetic image against its source, real image number
+    source_rows[i] of the caches, under the 8 flips/rotations (``ganaug.masks.dihedral``). Sources are
+    processed in blocks of `block` distinct images (each transformed, hashed and embedded once), so memory
+    stays at 8 x block images. feature_fn(images at the classifier size) -> N x D; hash_fn(images at the
+    GAN size) -> N pHashes."""
+    from .masks import dihedral
+
+    rows = np.asarray(source_rows, dtype=np.int64)
+    sh = _as_hashes(synth_hashes, "synthetic hashes")
+    sf = np.asarray(synth_feats)
+    if len(sh) != len(rows) or len(sf) != len(rows):
+        raise InputError(f"source_image_distances: {len(rows)} sources for {len(sh)} hashes / {len(sf)} "
+                         f"feature rows")
+    uniq, inverse = np.unique(rows, return_inverse=True)
+    out = {"hash_dist": np.zeros(len(rows), np.int64), "hash_transform": np.zeros(len(rows), np.int64),
+           "cos_sim": np.zeros(len(rows)), "cos_transform": np.zeros(len(rows), np.int64)}
+    for b in range(0, len(uniq), block):
+        ub = uniq[b : b + block]
+        sel = np.flatnonzero((inverse >= b) & (inverse < b + len(ub)))
+        at = inverse[sel] - b  # row of each selected synthetic image's source within the block
+        gan_imgs, cls_imgs = np.asarray(real_images_gan[ub]), np.asarray(real_images_cls[ub])
+        src_h = np.stack([np.asarray(hash_fn(dihedral(gan_imgs, k)))[at] for k in range(8)])
+        src_f = np.stack([np.asarray(feature_fn(dihedral(cls_imgs, k)))[at] for k in range(8)])
+        part = source_distances(sh[sel], src_h, sf[sel], src_f)
+        for key, value in part.items():
+            out[key][sel] = value
+    return out
+
+
 def audit_table(summaries) -> pd.DataFrame:
     """One row per GAN, measure and threshold: near copies among the synthetic images and, for
-    comparison, among the real images (nearest other real image), plus the median nearest distance."""
+    comparison, among the real images (nearest other real image; of another lesion when lesion ids are
+    known, see real_to_real_excludes), plus the median nearest distance. Translation GANs also get
+    ``source`` / ``source_fraction`` (synthetic images within the threshold of their own source image,
+    under the best flip/rotation) and median_synth_to_source; empty for other GANs."""
     rows = []
     for s in summaries:
         for measure in ("hash", "cos"):
@@ -338,9 +505,14 @@ def audit_table(summaries) -> pd.DataFrame:
                              "n_synth": s["n_synth"], "n_real": s["n_real"],
                              "median_synth_to_real": block["synth_to_real"]["quantiles"].get("0.5"),
                              "median_real_to_real": block["real_to_real"]["quantiles"].get("0.5"),
+                             "source": None, "source_fraction": None,
+                             "median_synth_to_source": (block.get("synth_to_source") or {}).get(
+                                 "quantiles", {}).get("0.5"),
+                             "real_to_real_excludes": s.get("real_to_real_excludes", "self"),
                              **entry})
     return pd.DataFrame(rows)
 
 
-__all__ = ["DEFAULT_THRESHOLDS", "NO_MATCH", "QUANTILES", "audit", "closest_pairs", "nearest_cosine",
-           "nearest_hamming", "pair_grid", "memorization_audit", "audit_table"]
+__all__ = ["DEFAULT_THRESHOLDS", "NO_MATCH", "QUANTILES", "audit", "closest_pairs", "group_codes",
+           "nearest_cosine", "nearest_hamming", "pair_grid", "memorization_audit", "audit_table",
+           "source_distances", "source_image_distances"]

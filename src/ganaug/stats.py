@@ -9,9 +9,31 @@ only one side are dropped and counted (``n_unpaired``). The baseline's AUCs are 
 id and test set in any application of the table (an AUC does not depend on the figure it is shown in).
 
 Differences. d_r = AUC(experiment, r) - AUC(baseline, r); ``mean_diff`` = mean of d_r.
-Bootstrap CI: percentile interval [q_(alpha/2), q_(1-alpha/2)] of the mean of n pairs drawn with
-replacement, ``n_boot`` resamples; the generator is seeded from (seed, application, test set,
-experiment), so a row does not depend on which other rows are computed.
+
+Confidence interval (``ci_low``/``ci_high``): the exact distribution-free interval of the location shift
+that inverts the signed-rank test (Hodges-Lehmann; Hollander & Wolfe, ch. 3). With all n differences
+(zeros included) the M = n(n+1)/2 Walsh averages (d_i + d_j)/2, i <= j, are sorted A_(1) <= ... <= A_(M);
+``hl_estimate`` is their median. The interval is [A_(k), A_(M+1-k)], whose coverage for continuous
+differences symmetric about the shift is 1 - 2 P(W+ <= k - 1) under the untied null distribution of W+
+(ranks 1..n); k is the largest with that coverage >= 1 - alpha (``ci_method`` 'exact'; for n > 25, as
+the test, k - 1 = floor(n(n+1)/4 - z sigma) from the normal approximation, 'normal'). ``ci_coverage`` is
+the achieved coverage 1 - 2 P(W+ <= k - 1), exact, never the nominal ``ci_level``. When no k reaches
+1 - alpha (alpha = 0.05: n <= 5) the widest interval [A_(1), A_(M)] = [min d, max d] is reported with its
+coverage 1 - 2 / 2^n (75% for n = 3, 87.5% for n = 4, 93.75% for n = 5) and ``ci_method``
+'exact-widest'; the tables say so beside the interval. n = 0: NaN, ``ci_method`` ''.
+Agreement with the test: by Tukey's identity W+(theta) = #{i <= j: A_ij > theta} (+ 1/2 per Walsh
+average equal to theta), so, with no zero and no tied |d|, 0 lies outside [ci_low, ci_high] iff the
+exact two-sided p_value <= 1 - ci_coverage, i.e. iff p_value <= alpha whenever the interval reaches
+1 - alpha (the exact p only takes the values 2 P(W+ <= c)). With zeros or tied |d| the test uses the
+'wilcox' convention and the tie-corrected null (below) while the interval keeps all n and the untied
+distribution, so the two can differ by one step of the discrete distribution. The interval is per
+comparison: it matches ``p_value``, not the Holm-adjusted ``p_adjusted``.
+
+Secondary intervals in stats.csv (not in the tables): ``t_low``/``t_high``, the paired t interval
+mean_diff +- t_{n-1, 1-alpha/2} sd(d) / sqrt(n) (n >= 2; assumes normal differences);
+``boot_low``/``boot_high``, a percentile bootstrap of the mean of d (n_boot resamples, generator seeded
+from (seed, application, test set, experiment)). The percentile bootstrap undercovers badly for few
+pairs (with 3 pairs it takes at most 10 distinct means) and is kept only for comparison.
 
 Wilcoxon signed-rank test (two-sided), 'wilcox' convention: zero differences are dropped, n = number
 of non-zero d; ranks of |d| with mid-ranks for ties; W+ = sum of ranks of positive d. Reported
@@ -49,6 +71,7 @@ STATS_COLUMNS = [
     "application", "test_set", "experiment", "label", "group", "baseline", "baseline_label", "n_pairs",
     "mean_auc", "sd_auc", "baseline_mean_auc", "mean_diff", "ci_low", "ci_high", "statistic", "p_value",
     "p_adjusted", "significant", "direction", "n_unpaired", "n_replicates", "test_method", "ci_level",
+    "ci_coverage", "ci_method", "hl_estimate", "t_low", "t_high", "boot_low", "boot_high",
 ]
 
 
@@ -140,6 +163,60 @@ def bootstrap_mean_ci(d, n_boot: int = 10000, alpha: float = 0.05, rng=None) -> 
     return float(lo), float(hi)
 
 
+def walsh_averages(d) -> np.ndarray:
+    """The n(n+1)/2 Walsh averages (d_i + d_j) / 2, i <= j, sorted."""
+    d = np.asarray(d, dtype=np.float64).ravel()
+    i, j = np.triu_indices(len(d))
+    return np.sort((d[i] + d[j]) / 2.0)
+
+
+def signed_rank_interval(d, alpha: float = 0.05, exact_max_n: int = EXACT_MAX_N) -> dict:
+    """Hodges-Lehmann estimate of the shift of d and the confidence interval that inverts the
+    signed-rank test (conventions in the module doc).
+
+    Returns {estimate, low, high, coverage (achieved, 1 - 2 P(W+ <= k - 1)), level (nominal 1 - alpha),
+    k (the interval is the k-th smallest .. k-th largest Walsh average), n, method ('exact' |
+    'exact-widest' (no interval reaches 1 - alpha; the widest is given) | 'normal' | '' (n = 0))}."""
+    if not 0 < alpha < 1:
+        raise InputError(f"signed_rank_interval: alpha must be in (0, 1), got {alpha}")
+    d = np.asarray(d, dtype=np.float64).ravel()
+    if not np.isfinite(d).all():
+        raise InputError("signed_rank_interval: differences contain NaN or infinite values")
+    n = len(d)
+    out = {"n": n, "level": 1.0 - alpha}
+    if n == 0:
+        nan = float("nan")
+        return {**out, "estimate": nan, "low": nan, "high": nan, "coverage": nan, "k": 0, "method": ""}
+    walsh = walsh_averages(d)
+    m = len(walsh)
+    # cdf[c] = P(W+ <= c) for untied ranks 1..n (signed_rank_null works on doubled ranks: even entries)
+    cdf = np.cumsum(signed_rank_null(np.arange(1, n + 1))[::2])
+    if n <= exact_max_n:
+        ok = np.flatnonzero(2.0 * cdf <= alpha * (1.0 + 1e-12))  # c = k - 1 with coverage >= 1 - alpha
+        if len(ok):
+            k, method = int(ok[-1]) + 1, "exact"
+        else:
+            k, method = 1, "exact-widest"
+    else:
+        mu = n * (n + 1) / 4.0
+        sigma = math.sqrt(n * (n + 1) * (2 * n + 1) / 24.0)
+        k, method = max(1, math.floor(mu - _norm_ppf(1.0 - alpha / 2.0) * sigma) + 1), "normal"
+    return {**out, "estimate": float(np.median(walsh)), "low": float(walsh[k - 1]),
+            "high": float(walsh[m - k]), "coverage": float(max(0.0, 1.0 - 2.0 * cdf[k - 1])), "k": k,
+            "method": method}
+
+
+def t_interval(d, alpha: float = 0.05) -> tuple[float, float]:
+    """Paired t interval mean(d) +- t_{n-1, 1 - alpha/2} sd(d) / sqrt(n); NaN for n < 2."""
+    d = np.asarray(d, dtype=np.float64).ravel()
+    if len(d) < 2:
+        return float("nan"), float("nan")
+    from scipy.stats import t
+
+    half = float(t.ppf(1.0 - alpha / 2.0, len(d) - 1)) * float(d.std(ddof=1)) / math.sqrt(len(d))
+    return float(d.mean() - half), float(d.mean() + half)
+
+
 # --------------------------------------------------------------------------------------------- AUC table
 def _get(obj, name, default=None):
     if isinstance(obj, Mapping):
@@ -226,7 +303,7 @@ def paired_stats(auc: pd.DataFrame, experiments, n_boot: int = 10000, seed: int 
     ordered by application and test set (first appearance) and experiment (design order: positions in
     the application, else the order of `experiments`). An experiment that is its own baseline gets a
     row with its mean/sd and empty comparison fields (NaN p-values, significant False, direction '').
-    Conventions (pairing, bootstrap, Wilcoxon, Holm) are in the module docstring.
+    Conventions (pairing, intervals, Wilcoxon, Holm) are in the module docstring.
     """
     if not 0 < alpha < 1:
         raise InputError(f"paired_stats: alpha must be in (0, 1), got {alpha}")
@@ -263,6 +340,9 @@ def paired_stats(auc: pd.DataFrame, experiments, n_boot: int = 10000, seed: int 
                     "ci_level": 1.0 - alpha, "significant": False, "direction": "",
                     "statistic": float("nan"), "p_value": float("nan"), "test_method": "",
                     "mean_diff": float("nan"), "ci_low": float("nan"), "ci_high": float("nan"),
+                    "ci_coverage": float("nan"), "ci_method": "", "hl_estimate": float("nan"),
+                    "t_low": float("nan"), "t_high": float("nan"), "boot_low": float("nan"),
+                    "boot_high": float("nan"),
                 }
                 if base == eid:
                     row.update(n_pairs=len(e_auc), n_unpaired=0, baseline_mean_auc=row["mean_auc"])
@@ -279,10 +359,14 @@ def paired_stats(auc: pd.DataFrame, experiments, n_boot: int = 10000, seed: int 
                            baseline_mean_auc=float(b_auc.mean()))
                 if len(d):
                     rng = np.random.default_rng(seed_from(seed, "paired_stats", app, test_set, eid))
-                    lo, hi = bootstrap_mean_ci(d, n_boot, alpha, rng)
+                    b_lo, b_hi = bootstrap_mean_ci(d, n_boot, alpha, rng)
+                    t_lo, t_hi = t_interval(d, alpha)
+                    ci = signed_rank_interval(d, alpha)
                     t = wilcoxon_signed_rank(d)
-                    row.update(mean_diff=float(d.mean()), ci_low=lo, ci_high=hi, statistic=t["statistic"],
-                               p_value=t["p_value"], test_method=t["method"])
+                    row.update(mean_diff=float(d.mean()), ci_low=ci["low"], ci_high=ci["high"],
+                               ci_coverage=ci["coverage"], ci_method=ci["method"], hl_estimate=ci["estimate"],
+                               t_low=t_lo, t_high=t_hi, boot_low=b_lo, boot_high=b_hi,
+                               statistic=t["statistic"], p_value=t["p_value"], test_method=t["method"])
                 fig_rows.append(row)
             adj = holm([r["p_value"] if r["baseline"] != r["experiment"] else np.nan for r in fig_rows])
             for r, pa in zip(fig_rows, adj):
@@ -363,11 +447,20 @@ def _fmt_p(p: float) -> str:
     return f"{p:.3f}"
 
 
+def ci_note(coverage: float, level: float, n: int) -> str:
+    """'' when the interval reaches its nominal level; else e.g. '(75% CI: n=3 too small for 95%)'."""
+    if coverage is None or not np.isfinite(coverage) or coverage >= level - 1e-9:
+        return ""
+    return f"({coverage * 100:.3g}% CI: n={int(n)} too small for {level * 100:g}%)"
+
+
 def summary_table(stats_df: pd.DataFrame, application: str, test_set: str, digits: int = 3) -> pd.DataFrame:
     """Paper layout for one figure: one row per experiment (design order, paper labels), string columns
     Experiment, [Baseline, when the figure compares with more than one baseline], n, AUC (mean ± sd
-    over replicates), ΔAUC [CI] (mean paired difference to the baseline with its bootstrap CI), p (Holm)
-    (adjusted p, '*' when significant). A baseline row shows '(baseline)' in the difference column."""
+    over replicates), ΔAUC (mean paired difference to the baseline), '95% CI (signed-rank)' (the interval
+    that inverts the Wilcoxon test, ``ci_low``/``ci_high``; when it cannot reach the nominal level, e.g.
+    3 pairs, the widest one with a note such as '(75% CI: n=3 too small for 95%)'), p (Holm) (adjusted p,
+    '*' when significant). A baseline row shows '(baseline)' in the ΔAUC column."""
     need = ["application", "test_set", "experiment", "label", "baseline", "baseline_label", "n_pairs",
             "mean_auc", "sd_auc", "mean_diff", "ci_low", "ci_high", "p_adjusted", "significant"]
     missing = [c for c in need if c not in stats_df.columns]
@@ -377,7 +470,7 @@ def summary_table(stats_df: pd.DataFrame, application: str, test_set: str, digit
     if sub.empty:
         raise InputError(f"summary_table: no rows for application '{application}' and test set '{test_set}'")
     level = float(sub["ci_level"].iloc[0]) if "ci_level" in sub else 0.95
-    dcol = f"ΔAUC [{level * 100:g}% CI]"
+    ccol = f"{level * 100:g}% CI (signed-rank)"
     compared = sub[sub["baseline"] != sub["experiment"]]
     show_base = compared["baseline"].nunique() > 1
     f = f"{{:.{digits}f}}"
@@ -386,18 +479,20 @@ def summary_table(stats_df: pd.DataFrame, application: str, test_set: str, digit
     for _, r in sub.iterrows():
         sd = f" ± {f.format(r['sd_auc'])}" if np.isfinite(r["sd_auc"]) else ""
         own = r["baseline"] == r["experiment"]
+        diff = ci = ""
         if own:
             diff = "(baseline)"
         elif np.isfinite(r["mean_diff"]):
-            diff = f"{sf.format(r['mean_diff'])} [{sf.format(r['ci_low'])}, {sf.format(r['ci_high'])}]"
-        else:
-            diff = ""
+            diff = sf.format(r["mean_diff"])
+            ci = f"[{sf.format(r['ci_low'])}, {sf.format(r['ci_high'])}]"
+            note = ci_note(r.get("ci_coverage", np.nan), level, r["n_pairs"])
+            ci += f" {note}" if note else ""
         p = "" if own else _fmt_p(r["p_adjusted"]) + ("*" if r["significant"] else "")
         row = {"Experiment": r["label"]}
         if show_base:
             row["Baseline"] = "" if own else r["baseline_label"]
         n = int(r["n_replicates"]) if "n_replicates" in r else int(r["n_pairs"])
-        row.update({"n": str(n), "AUC": f.format(r["mean_auc"]) + sd, dcol: diff, "p (Holm)": p})
+        row.update({"n": str(n), "AUC": f.format(r["mean_auc"]) + sd, "ΔAUC": diff, ccol: ci, "p (Holm)": p})
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -467,7 +562,7 @@ def write_stats(auc_csv, experiments, out_csv, tables_dir, n_boot: int = 10000, 
 
 
 __all__ = [
-    "EXACT_MAX_N", "STATS_COLUMNS", "auc_ci", "bootstrap_mean_ci", "delong_auc_variance", "holm",
-    "latex_escape", "midranks", "paired_stats", "signed_rank_null", "summary_table", "to_latex",
-    "to_markdown", "wilcoxon_signed_rank", "write_stats",
+    "EXACT_MAX_N", "STATS_COLUMNS", "auc_ci", "bootstrap_mean_ci", "ci_note", "delong_auc_variance", "holm",
+    "latex_escape", "midranks", "paired_stats", "signed_rank_interval", "signed_rank_null", "summary_table",
+    "t_interval", "to_latex", "to_markdown", "walsh_averages", "wilcoxon_signed_rank", "write_stats",
 ]

@@ -26,7 +26,7 @@ rule aggregate:
 
 
 rule stats:
-    """Every experiment against its baseline, paired by replicate: difference, bootstrap CI, Wilcoxon, Holm."""
+    """Every experiment against its baseline, paired by replicate: difference, Wilcoxon with its interval, Holm."""
     input:
         auc="results/auc.csv",
     output:
@@ -81,7 +81,8 @@ rule plot_figures:
 
 
 rule audit:
-    """Memorization audit: each synthetic training image of a GAN against its nearest real training image."""
+    """Memorization audit: each synthetic training image of a GAN against its nearest real training image (and, for
+    translation GANs, its own source image under 8 flips/rotations); real-to-real baseline across lesions."""
     input:
         samples=samples_using_gan,
         csv="results/data/splits/train.csv",

@@ -56,6 +56,7 @@ def test_straight_run_snapshots_and_metrics(straight):
     out, summary = straight
     assert summary["snapshots"] == [n for _, n in snapshot_schedule(CFG)]
     assert summary["kimg"] == pytest.approx(0.128)
+    assert summary["images"] == 40  # the training images: kimg * 1000 / images = epochs (gan_fid.csv)
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["snapshot"] for r in recs] == summary["snapshots"]
     assert [r["images_seen"] for r in recs] == [32, 64, 96, 128]

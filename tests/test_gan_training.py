@@ -56,6 +56,7 @@ def test_straight_run_snapshots_and_metrics(straight):
     out, summary = straight
     assert summary["snapshots"] == [n for _, n in snapshot_schedule(CFG)]
     assert summary["kimg"] == pytest.approx(0.128)
+    assert summary["images"] == 40  # the training images: kimg * 1000 / images = epochs (gan_fid.csv)
     recs = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
     assert [r["snapshot"] for r in recs] == summary["snapshots"]
     assert [r["images_seen"] for r in recs] == [32, 64, 96, 128]
@@ -175,3 +176,46 @@ def test_load_generator_and_generate(straight, tmp_path):
         load_generator(tmp_path / "missing.pt", "cpu")
     with pytest.raises(InputError, match="labels"):
         generate(G, np.array([2]), seed=0, device="cpu")
+
+
+# the original StyleGAN2's settings (config/paper.yaml): no ADA, no mirroring, no EMA ramp-up,
+# 8 mapping layers
+ORIGINAL = dict(CFG, mapping_layers=8, ada=False, mirror=False, ema_rampup=None, r1_interval=4,
+                total_kimg=0.064, snapshot_kimg=0.032)
+
+
+def test_original_stylegan2_settings_resume_exactly(data, tmp_path_factory, tmp_path):
+    straight = gh.train_straight(tmp_path_factory, "stylegan2", *data, ORIGINAL)
+    recs = [json.loads(line) for line in (straight[0] / "metrics.jsonl").read_text().splitlines()]
+    assert [r["augment_p"] for r in recs] == [0.0, 0.0]  # no ADA
+    assert load_snapshot(straight[0] / recs[-1]["snapshot"])["ada"] is None
+    from ganaug.gans import stylegan2
+
+    gh.assert_killed_run_resumes(stylegan2, 6, straight, tmp_path, ORIGINAL, *data,
+                                 kept=["snapshot-000000_032.pt"])
+
+
+def test_paper_config_trains_each_gan_past_its_table4_epoch():
+    """config/paper.yaml: each GAN resolves, trains past the epoch the study selected (Table 4) and has
+    snapshots on both sides of it within 7% (what the FID rule chooses among)."""
+    from pathlib import Path
+
+    import yaml
+
+    from ganaug.gans import gan_module
+    from ganaug.gans.pgan import schedule
+
+    gans = yaml.safe_load((Path(__file__).parents[1] / "config/paper.yaml").read_text())["gans"]
+    images = dict(stylegan2=14805, pgan=14805, pix2pixhd=2594, spade=2594)  # training / masked images
+    table4 = dict(stylegan2=565, pgan=890, pix2pixhd=400, spade=300)
+    for gan, epochs in table4.items():
+        cfg = gan_module(gan).resolve_config(dict(gans[gan]))
+        points = [p / images[gan] for p, _ in snapshot_schedule(cfg)]
+        assert points[-1] > epochs * 1.07, gan
+        assert any(epochs * 0.93 <= p <= epochs + 1e-9 for p in points), gan
+        assert any(epochs + 1e-9 < p <= epochs * 1.07 for p in points), gan
+        assert 10 <= len(points) <= 60, gan  # enough to choose among, few enough to store
+    assert gans["stylegan2"]["ada"] is False and gans["stylegan2"]["mapping_layers"] == 8
+    pgan = gan_module("pgan").resolve_config(dict(gans["pgan"]))
+    full = next(k for k in range(0, 20000, 100) if schedule(k * 1000, pgan) == (6, 1.0))  # 256 px, no fade
+    assert 4 * 2 ** 6 == pgan["resolution"] and pgan["total_kimg"] - full >= pgan["total_kimg"] / 2

@@ -277,3 +277,16 @@ def test_bad_config_and_inputs(data, tmp_path):
     with pytest.raises(InputError, match="uint8"):
         train_gan("pix2pixhd", imgs, labels, tmp_path, CFG, seed=0, device="cpu", masks=masks[:, :8, :8])
     assert not list(tmp_path.glob("snapshot-*"))
+
+
+def test_batch_of_one_and_two_train(data, tmp_path):
+    """The paper config's batch (2, Bissoto et al.'s --batchSize; pix2pixHD's default is 1): instance
+    norm works per image, so both train with finite losses."""
+    imgs, labels, masks = data
+    for batch in (1, 2):
+        cfg = dict(CFG, batch=batch, total_kimg=0.002 * batch, snapshot_kimg=0.002 * batch, decay_kimg=0.001)
+        out = train_gan("pix2pixhd", imgs, labels, tmp_path / str(batch), cfg, seed=0, device="cpu",
+                        masks=masks)
+        rec = json.loads((tmp_path / str(batch) / "metrics.jsonl").read_text().splitlines()[-1])
+        assert out["images"] == len(imgs) and rec["images_seen"] == 2 * batch
+        assert all(np.isfinite(rec[k]) for k in ("loss_G", "loss_D"))

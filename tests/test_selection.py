@@ -1,5 +1,6 @@
 import math
 
+import numpy as np
 import pytest
 
 from ganaug.io import InputError
@@ -124,3 +125,24 @@ def test_gan_table_has_table4_columns_and_per_class_quality():
     assert row["label"] == "pgn" and row["training_hours"] == 2 and row["trained_kimg"] == 8
     assert (row["precision"], row["recall"]) == (0.7, 0.4)
     assert row["recall_melanoma"] == 0.3 and row["fid_benign"] == 13.0 and row["kid_melanoma"] == 0.03
+    assert np.isnan(row["trained_epochs"]) and np.isnan(row["epoch"])  # a training.json without "images"
+
+
+def test_gan_table_states_lengths_in_epochs_as_table4():
+    """Epochs = kimg * 1000 / the images the GAN trained on (Table 4: StyleGAN2 565 epochs of 14,805 images,
+    pix2pixHD 400 of the 2,594 masked ones)."""
+    from ganaug.selection import gan_table
+
+    def sel(kimg):
+        return {"snapshot": f"snapshot-{int(kimg):06d}.pt", "kimg": kimg, "fid": 1.0, "metric": "fid_inception",
+                "extractor": "x", "n_images": 10, "best_kimg": kimg, "best_fid": 1.0}
+
+    table = gan_table([("stylegan2", sel(8364.825), {"kimg": 10000.0, "images": 14805}),
+                       ("pix2pixhd", sel(1037.6), {"kimg": 1297.0, "images": 2594})]).set_index("gan")
+    assert table.loc["stylegan2", "epoch"] == pytest.approx(565)
+    assert table.loc["stylegan2", "trained_epochs"] == pytest.approx(10000 / 14.805)
+    assert table.loc["pix2pixhd", "epoch"] == pytest.approx(400)
+    assert table.loc["pix2pixhd", "trained_epochs"] == pytest.approx(500)
+    assert list(table["train_images"]) == [14805, 2594]
+    with pytest.raises(InputError, match="images"):
+        gan_table([("pgan", sel(1.0), {"kimg": 2.0, "images": 0})])

@@ -197,3 +197,14 @@ def test_bad_config_and_inputs(data, tmp_path):
     with pytest.raises(InputError, match="no masks"):
         train_gan("spade", imgs, labels, tmp_path, CFG, seed=0, device="cpu")
     assert LABEL_CHANNELS == 9
+
+
+def test_batch_of_one_trains(data, tmp_path):
+    """The paper config's batch 1 (SPADE's default batchSize): the generator's batch norm then normalises
+    over one image's positions, and training runs with finite losses."""
+    imgs, labels, masks = data
+    cfg = dict(CFG, batch=1, total_kimg=0.002, snapshot_kimg=0.002)
+    out = train_gan("spade", imgs, labels, tmp_path, cfg, seed=0, device="cpu", masks=masks)
+    rec = json.loads((tmp_path / "metrics.jsonl").read_text().splitlines()[-1])
+    assert out["images"] == len(imgs) and rec["images_seen"] == 2
+    assert all(np.isfinite(rec[k]) for k in ("loss_G", "loss_D"))

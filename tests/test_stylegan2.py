@@ -214,3 +214,24 @@ def test_augment_warp_is_twice_differentiable_like_grid_sample():
     assert torch.equal(grid_sample(x, grid), ref)
     assert torch.autograd.gradcheck(lambda a: grid_sample(a, grid), (x,))
     assert torch.autograd.gradgradcheck(lambda a: grid_sample(a, grid), (x,))
+
+
+def test_config_validation_names_the_key():
+    """The published settings of the original StyleGAN2 (no ADA, no mirroring, no EMA ramp-up, 8 mapping
+    layers) are ordinary keys; a bad value fails naming its key instead of being coerced (bool("false") is
+    True, so a quoted "false" would have switched ADA on)."""
+    from ganaug.gans.stylegan2 import resolve_config
+
+    cfg = resolve_config(dict(ada=False, mirror=False, ema_rampup=None, mapping_layers=8, batch=32, lr=0.002,
+                              r1_gamma=10, ema_kimg=10, betas=[0, 0.99]))
+    assert (cfg["ada"], cfg["mirror"], cfg["ema_rampup"], cfg["mapping_layers"]) == (False, False, None, 8)
+    assert cfg["betas"] == [0.0, 0.99] and cfg["r1_gamma"] == 10.0
+    bad = [(dict(ada="false"), "ada"), (dict(mirror="no"), "mirror"), (dict(mirror=1), "mirror"),
+           (dict(betas=[0.5]), "betas"), (dict(betas="x"), "betas"), (dict(betas=[0, 1]), "betas"),
+           (dict(ema_rampup=0), "ema_rampup"), (dict(ema_rampup="x"), "ema_rampup"), (dict(lr="x"), "lr"),
+           (dict(r1_gamma=-1), "r1_gamma"), (dict(mapping_layers=0), "mapping_layers"),
+           (dict(batch=True), "batch"), (dict(style_mixing=2), "style_mixing"),
+           (dict(num_threads=0), "num_threads"), (dict(foo=1), "foo")]
+    for kw, key in bad:
+        with pytest.raises(InputError, match=rf"gans\.stylegan2\.{key}"):
+            resolve_config(kw)

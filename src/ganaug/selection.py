@@ -149,8 +149,9 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     return selected
 
 
-GAN_TABLE_COLUMNS = ["gan", "label", "trained_kimg", "training_hours", "snapshot", "kimg", "fid", "fid_seed_std",
-                     "kid", "precision", "recall", "metric", "extractor", "n_images", "best_kimg", "best_fid"]
+GAN_TABLE_COLUMNS = ["gan", "label", "train_images", "trained_kimg", "trained_epochs", "training_hours", "snapshot",
+                     "kimg", "epoch", "fid", "fid_seed_std", "kid", "precision", "recall", "metric", "extractor",
+                     "n_images", "best_kimg", "best_fid"]
 CLASS_NAMES = {"0": "benign", "1": "melanoma"}
 
 
@@ -160,6 +161,11 @@ def gan_table(entries):
     k-NN precision and recall (Kynkaanniemi et al. 2019, k = 3) overall, and FID, KID, precision and
     recall per class (columns fid_benign, recall_melanoma, ...).
 
+    Lengths in epochs, as the study's Table 4 states them: trained_epochs (the whole run) and epoch (the
+    selected snapshot) = kimg * 1000 / train_images, the number of images the GAN trained on (training.json
+    "images": the whole training set for PGAN / StyleGAN2, the masked images for pix2pixHD / SPADE); NaN
+    for a training.json without it.
+
     entries: (gan, selected.json dict, training.json dict) triples.
     """
     import pandas as pd
@@ -168,10 +174,17 @@ def gan_table(entries):
 
     rows = []
     for gan, sel, train in entries:
+        n = train.get("images")
+        if n is not None and (isinstance(n, bool) or not float(n) > 0):
+            raise InputError(f"{gan}: training.json 'images' must be a positive number, got {n!r}")
+        per_epoch = float(n) / 1000 if n is not None else float("nan")  # kimg per epoch
         rows.append({
-            "gan": gan, "label": ABBREVIATIONS.get(gan, gan), "trained_kimg": float(train["kimg"]),
+            "gan": gan, "label": ABBREVIATIONS.get(gan, gan),
+            "train_images": int(n) if n is not None else None, "trained_kimg": float(train["kimg"]),
+            "trained_epochs": float(train["kimg"]) / per_epoch,
             "training_hours": float(train.get("seconds", float("nan"))) / 3600,
-            "snapshot": sel["snapshot"], "kimg": sel["kimg"], "fid": sel["fid"],
+            "snapshot": sel["snapshot"], "kimg": sel["kimg"], "epoch": float(sel["kimg"]) / per_epoch,
+            "fid": sel["fid"],
             "fid_seed_std": sel.get("fid_seed_std"), "kid": sel.get("kid"), "metric": sel["metric"],
             "extractor": sel["extractor"], "n_images": sel["n_images"], "best_kimg": sel["best_kimg"],
             "best_fid": sel["best_fid"],

@@ -333,26 +333,44 @@ def resolve_config(cfg: dict) -> dict:
         raise InputError(f"{CFG_KEY}.{unknown[0]}: unknown key (known: {', '.join(sorted(DEFAULTS))})")
     out = dict(DEFAULTS)
     out.update(cfg)
-    out["betas"] = [float(b) for b in out["betas"]]
+
+    def is_number(v):
+        return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating)) \
+            and math.isfinite(v)
+
     for k in ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "batch",
-              "r1_interval", "pl_interval", "pl_batch_shrink", "ada_interval"):
-        if int(out[k]) != out[k] or int(out[k]) < 1:
+              "r1_interval", "pl_interval", "pl_batch_shrink", "ada_interval", "num_classes", "num_threads"):
+        if out[k] is None and k in ("num_classes", "num_threads"):
+            continue
+        if not is_number(out[k]) or int(out[k]) != out[k] or int(out[k]) < 1:
             raise InputError(f"{CFG_KEY}.{k}: must be a positive integer, got {out[k]!r}")
         out[k] = int(out[k])
     for k in ("lr", "r1_gamma", "pl_weight", "pl_decay", "style_mixing", "ema_kimg", "ada_target",
               "ada_kimg", "total_kimg", "snapshot_kimg"):
+        if not is_number(out[k]) or out[k] < 0:
+            raise InputError(f"{CFG_KEY}.{k}: must be a number >= 0, got {out[k]!r}")
         out[k] = float(out[k])
-        if out[k] < 0:
-            raise InputError(f"{CFG_KEY}.{k}: must be >= 0, got {out[k]}")
     if out["snapshot_kimg"] <= 0 or out["total_kimg"] <= 0:
         raise InputError(f"{CFG_KEY}.snapshot_kimg/total_kimg: must be > 0")
+    for k in ("style_mixing", "ada_target"):
+        if out[k] > 1:
+            raise InputError(f"{CFG_KEY}.{k}: must be in [0, 1], got {out[k]!r}")
+    betas = out["betas"]
+    if not isinstance(betas, (list, tuple)) or len(betas) != 2 or \
+            not all(is_number(b) and 0 <= b < 1 for b in betas):
+        raise InputError(f"{CFG_KEY}.betas: must be two numbers in [0, 1), got {betas!r}")
+    out["betas"] = [float(b) for b in betas]
     r = out["resolution"]
     if r < 4 or r & (r - 1):
         raise InputError(f"{CFG_KEY}.resolution: must be a power of two >= 4, got {r}")
-    if out["ema_rampup"] is not None:
+    if out["ema_rampup"] is not None:  # null: no ramp-up (StyleGAN2); a number: StyleGAN2-ADA's ramp-up
+        if not is_number(out["ema_rampup"]) or out["ema_rampup"] <= 0:
+            raise InputError(f"{CFG_KEY}.ema_rampup: must be a number > 0 or null, got {out['ema_rampup']!r}")
         out["ema_rampup"] = float(out["ema_rampup"])
-    out["ada"] = bool(out["ada"])
-    out["mirror"] = bool(out["mirror"])
+    for k in ("ada", "mirror"):
+        if not isinstance(out[k], (bool, np.bool_)):
+            raise InputError(f"{CFG_KEY}.{k}: must be true or false, got {out[k]!r}")
+        out[k] = bool(out[k])
     return out
 
 

@@ -110,7 +110,8 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
     the GAN's code) is stored in the snapshots; a run of another code version is not resumed either, or a
     re-run that Snakemake starts because the code changed would only reload the finished run.
 
-    Returns {"gan", "snapshots": [file names in out_dir], "kimg": images_seen / 1000, "seconds"}.
+    Returns {"gan", "snapshots": [file names in out_dir], "kimg": images_seen / 1000, "seconds", "images": the
+    number of training images (the masked ones for a translation GAN), which turns kimg into epochs}.
     """
     mod = gan_module(gan)
     log = log or logging.getLogger("ganaug")
@@ -199,7 +200,7 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
 
     ctx.barrier()  # rank 0 has written every snapshot
     return dict(gan=gan, snapshots=[p.name for _, p in list_snapshots(out_dir)], kimg=tr.cur_nimg / 1000,
-                seconds=tr.seconds)
+                seconds=tr.seconds, images=int(tr.N))
 
 
 # -------------------------------------------------------------------------------------- generation

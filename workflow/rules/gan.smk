@@ -37,9 +37,10 @@ rule fid_weights:
     before the GANs' FID jobs, which run in parallel, use them."""
     output:
         record="results/cache/fid_inception_weights.json",
+    # the file's source only (no code version), as for the data downloads: a library change re-downloads
+    # nothing and so re-runs no FID job
     params:
-        fid=config["fid"],
-        code=code_version("fid", "weights", "downloads"),
+        weights=config["fid"].get("inception_weights"),
     log:
         "logs/gans/fid_weights.log",
     benchmark:

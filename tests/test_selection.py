@@ -14,14 +14,19 @@ def test_lowest_fid_when_nothing_close():
 def test_later_snapshot_within_tolerance_preferred():
     fids = [(0, 90.0), (100, 30.0), (200, 30.25), (300, 30.31), (400, 33.0)]
     assert select_snapshot(fids) == (200, 30.25)
-    assert select_snapshot(fids, tolerance=0.31) == (300, 30.31)
+    assert select_snapshot(fids, tolerance=0.32) == (300, 30.31)
+    assert select_snapshot(fids, tolerance=0.31) == (200, 30.25)  # 0.31 apart: not within 0.31 (strict)
     assert select_snapshot(fids, tolerance=0.0) == (100, 30.0)
     assert select_snapshot(list(reversed(fids))) == (200, 30.25)  # order of the input does not matter
 
 
-def test_boundary_is_inclusive():
-    assert select_snapshot([(10, 10.0), (20, 10.3)]) == (20, 10.3)
-    assert select_snapshot([(10, 10.0), (20, 10.300001)]) == (10, 10.0)
+def test_boundary_is_strict():
+    """The study: later checkpoints for similar FID "(< 0.3 difference)": exactly 0.3 apart is not similar."""
+    assert select_snapshot([(10, 10.0), (20, 10.3)]) == (10, 10.0)
+    assert select_snapshot([(10, 0.4), (20, 0.7)]) == (10, 0.4)  # 0.7 - 0.4 = 0.29999999999999993 in floats
+    assert select_snapshot([(10, 10.0), (20, 10.2999)]) == (20, 10.2999)
+    assert select_snapshot([(10, 10.0), (20, 10.0)]) == (20, 10.0)  # equal FIDs: the later, also at tolerance 0
+    assert select_snapshot([(10, 10.0), (20, 10.0)], tolerance=0.0) == (20, 10.0)
 
 
 def test_earlier_snapshot_close_to_minimum_not_chosen():
@@ -108,9 +113,49 @@ def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
     # beyond FID: precision / recall / KID overall and per class at the chosen snapshot
     assert [q["class"] for q in out["quality"]] == ["all", "0", "1"]
     assert all(0 <= q["precision"] <= 1 and 0 <= q["recall"] <= 1 for q in out["quality"])
+    # the ancillary FID alone: its own column, no Inception one
+    assert table.fid_ancillary.tolist() == table.fid.tolist() and table.fid_inception.isna().all()
+    assert out["fid_ancillary"] == out["fid"] and out["fid_inception"] is None
+    assert out["extractors"] == {"fid_ancillary": "ancillary:timm:tiny"}
+
+    # Inception selects (a stub network in place of torch-fidelity's), the ancillary FID is the second metric
+    import ganaug.fid as fidmod
+
+    class StubInception:
+        metric, name = "fid_inception", "inception-v3-compat"
+
+        def __init__(self, path):
+            assert path == weights
+
+        def features(self, images, batch_size=64, device=None):  # 4 x 4 block means: another feature space
+            x = images.astype(float).reshape(len(images), 4, 4, 4, 4, 3).mean(axis=(2, 4))
+            return x.reshape(len(images), -1) / 255
+
+    weights = tmp_path / "inception.pth"
+    weights.write_bytes(b"weights")
+    monkeypatch.setattr(fidmod, "InceptionFeatures", StubInception)
+    out2 = select_checkpoint(tmp_path, real, labels, tmp_path / "model.pt",
+                             {"n_images": 48, "noise_seeds": 2, "grid_per_class": 2, "features": "inception",
+                              "inception_weights": {"local": str(weights)}},
+                             seed=1, device="cpu", out_selected=tmp_path / "selected2.json",
+                             out_fid=tmp_path / "fid2.csv", out_grid=tmp_path / "grid2.png")
+    t2 = pd.read_csv(tmp_path / "fid2.csv")
+    assert list(t2.columns) == ["snapshot", "kimg", "fid", "kid", "kid_std", "metric", "extractor", "n_images",
+                                "fid_inception", "fid_ancillary"]
+    assert (t2.metric == "fid_inception").all() and (t2.extractor == "inception-v3-compat").all()
+    assert t2.fid.tolist() == t2.fid_inception.tolist()
+    # the second metric: the same images on the ancillary features give the first run's FIDs
+    np.testing.assert_allclose(t2.fid_ancillary, table.fid, rtol=1e-9)
+    assert not np.allclose(t2.fid, t2.fid_ancillary)
+    assert (out2["kimg"], out2["fid"]) == pytest.approx(select_snapshot(zip(t2.kimg, t2.fid_inception), 0.3))
+    assert out2["metric"] == "fid_inception" and out2["fid_inception"] == out2["fid"]
+    assert out2["fid_ancillary"] == pytest.approx(float(t2.fid_ancillary[t2.kimg == out2["kimg"]].iloc[0]))
+    assert out2["extractors"] == {"fid_inception": "inception-v3-compat", "fid_ancillary": "ancillary:timm:tiny"}
 
 
 def test_gan_table_has_table4_columns_and_per_class_quality():
+    import pandas as pd
+
     from ganaug.selection import GAN_TABLE_COLUMNS, gan_table
 
     sel = {"snapshot": "snapshot-000004.pt", "kimg": 4.0, "fid": 12.5, "fid_seed_std": 0.1, "kid": 0.01,
@@ -123,6 +168,12 @@ def test_gan_table_has_table4_columns_and_per_class_quality():
     assert list(table.columns[:len(GAN_TABLE_COLUMNS)]) == GAN_TABLE_COLUMNS
     row = table.iloc[0]
     assert row["label"] == "pgn" and row["training_hours"] == 2 and row["trained_kimg"] == 8
+    # a selected.json from before the second metric: the selection metric's column is its fid
+    assert row["fid_ancillary"] == 12.5 and pd.isna(row["fid_inception"])
+    sel2 = dict(sel, metric="fid_inception", extractor="inception-v3-compat", fid_inception=12.5, fid_ancillary=3.0)
+    row2 = gan_table([("pgan", sel2, {"kimg": 8.0})]).iloc[0]
+    assert (row2["metric"], row2["fid"], row2["fid_inception"], row2["fid_ancillary"]) == ("fid_inception", 12.5,
+                                                                                          12.5, 3.0)
     assert (row["precision"], row["recall"]) == (0.7, 0.4)
     assert row["recall_melanoma"] == 0.3 and row["fid_benign"] == 13.0 and row["kid_melanoma"] == 0.03
     assert np.isnan(row["trained_epochs"]) and np.isnan(row["epoch"])  # a training.json without "images"

@@ -67,6 +67,8 @@ def check_config(config: dict, workdir: Path | str = ".", deep: bool = True) -> 
             except InputError as e:
                 problems.append(str(e))
 
+    problems += _check_fid(config.get("fid"), workdir)
+
     experiments = {}
     try:
         experiments = {e.id: e for e in build_experiments(config["experiments"])}
@@ -80,6 +82,20 @@ def check_config(config: dict, workdir: Path | str = ".", deep: bool = True) -> 
     if problems:
         raise ConfigError("\n  ".join([""] + problems))
     return experiments
+
+
+def _check_fid(fid_cfg, workdir: Path) -> list[str]:
+    """The FID settings (features, Inception weights, tolerance): named keys, a local weights file present."""
+    from ganaug.fid import fid_settings
+
+    try:
+        fid = fid_settings(fid_cfg)
+    except InputError as e:
+        return [str(e)]
+    local = (fid["inception_weights"] or {}).get("local")
+    if local and not (workdir / local).is_file():
+        return [f"fid.inception_weights.local: file not found: {local}"]
+    return []
 
 
 def _check_gans(config: dict, experiments: dict, workdir: Path) -> list[str]:

@@ -1,14 +1,17 @@
 """Frechet distance, KID, and the feature extractors they run on.
 
 FID = ||mu_r - mu_g||^2 + Tr(S_r + S_g - 2 (S_r S_g)^(1/2)) on penultimate features of a network.
-Two extractors:
-- ``InceptionFeatures``: torchvision's Inception-v3 with its ImageNet weights from a local file (the
-  weights are never downloaded here; see ganaug.weights), 2048-d pool features; metric ``fid_inception``.
-  Note: this is torchvision's port, not the TF "2015-12-05" graph of the original FID, so absolute values
-  are not comparable with published FIDs (relative comparisons within the study are what selection needs).
-- ``DomainFeatures``: any classifier with the timm API (``forward_features`` + ``forward_head(pre_logits=
-  True)``), e.g. the ancillary skin-lesion classifier, used when no Inception weights are available;
-  metric ``fid_ancillary``.
+Two extractors, chosen by the config key ``fid.features`` (see ``fid_settings``):
+- ``InceptionFeatures`` (``inception``): the standard FID network, the TF "2015-12-05" Inception graph as
+  ported by torch-fidelity (``FeatureExtractorInceptionV3``, registered as ``inception-v3-compat``, the
+  same weights pytorch-fid uses), 2048-d pool features of uint8 images with its TF1-style bilinear resize
+  to 299 px: FIDs on the scale of published ones; metric ``fid_inception``. Its weights file
+  (``fid.inception_weights``: a local copy or a URL fetched once into the cache, checked by sha256) is
+  never fetched by the library itself.
+- ``DomainFeatures`` (``ancillary``): any classifier with the timm API (``forward_features`` +
+  ``forward_head(pre_logits=True)``), e.g. the ancillary skin-lesion classifier, usable offline; metric
+  ``fid_ancillary``. Not comparable with published FIDs, nor with the study's 0.3 rule in absolute terms.
+With ``fid.second_metric`` the other features give a second FID reported beside the selection metric.
 KID (unbiased, cubic polynomial kernel) is less biased at small sample sizes than FID.
 """
 
@@ -25,8 +28,74 @@ from .io import InputError
 
 log = logging.getLogger("ganaug")
 
-IMAGENET_MEAN = (0.485, 0.456, 0.406)
-IMAGENET_STD = (0.229, 0.224, 0.225)
+FEATURES = {"inception": "fid_inception", "ancillary": "fid_ancillary"}  # fid.features -> metric name
+INCEPTION_NAME = "inception-v3-compat"  # torch-fidelity's name of the standard FID Inception network
+FID_DEFAULTS = {"n_images": 2048, "tolerance": 0.3, "noise_seeds": 3, "grid_per_class": 8, "features": None,
+                "inception_weights": None, "second_metric": True, "cache_dir": "results/cache/weights"}
+_WEIGHT_KEYS = ("url", "sha256", "local")
+_REPLACED = {"inception_url": "fid.inception_weights: {url: ...}",
+             "inception_sha256": "fid.inception_weights: {sha256: ...}"}
+
+
+# --------------------------------------------------------------------------------------------- settings
+def fid_settings(fid_cfg: dict | None) -> dict:
+    """The config section ``fid`` checked and completed with FID_DEFAULTS; an InputError names the bad key.
+
+    features: ``inception`` | ``ancillary`` (default: inception when inception_weights is set, else
+    ancillary). inception_weights: None, a local file path (string), or {url, sha256, local} (url and/or
+    local; sha256 optional, 64 hex digits), returned as that dict. second_metric: also compute the FID on
+    the other features (ancillary when features is inception; Inception when features is ancillary and
+    inception_weights is set)."""
+    import math
+    import re
+
+    cfg = dict(fid_cfg or {})
+    for key, new in _REPLACED.items():
+        if cfg.get(key) is not None:
+            raise InputError(f"fid.{key}: replaced by {new}")
+        cfg.pop(key, None)
+    unknown = sorted(set(cfg) - set(FID_DEFAULTS))
+    if unknown:
+        raise InputError(f"fid.{unknown[0]}: unknown key (known: {', '.join(FID_DEFAULTS)})")
+    out = dict(FID_DEFAULTS)
+    out.update({k: v for k, v in cfg.items() if v is not None})
+
+    w = out["inception_weights"]
+    if isinstance(w, (str, Path)):
+        w = {"local": str(w)}
+    if w is not None:
+        if not isinstance(w, dict):
+            raise InputError(f"fid.inception_weights: expected a file path or {{url, sha256, local}}, got {w!r}")
+        bad = sorted(set(w) - set(_WEIGHT_KEYS))
+        if bad:
+            raise InputError(f"fid.inception_weights.{bad[0]}: unknown key (known: {', '.join(_WEIGHT_KEYS)})")
+        w = {k: (str(w[k]) if w.get(k) not in (None, "") else None) for k in _WEIGHT_KEYS}
+        if w["sha256"] is not None:
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", w["sha256"].strip()):
+                raise InputError(f"fid.inception_weights.sha256: '{w['sha256']}' is not 64 hex digits")
+            w["sha256"] = w["sha256"].strip().lower()
+        if w["url"] is None and w["local"] is None:
+            raise InputError("fid.inception_weights: needs url or local (where to take the weights file from)")
+    out["inception_weights"] = w
+
+    features = out["features"] if out["features"] is not None else ("inception" if w else "ancillary")
+    if features not in FEATURES:
+        raise InputError(f"fid.features: '{features}' is not one of {', '.join(FEATURES)}")
+    if features == "inception" and w is None:
+        raise InputError("fid.inception_weights: required when fid.features is 'inception' (the standard FID "
+                         "network's weights: {url: ..., sha256: ...} or {local: <file>}); or set fid.features: "
+                         "ancillary")
+    out["features"] = features
+    if not isinstance(out["second_metric"], bool):
+        raise InputError(f"fid.second_metric: expected true or false, got {out['second_metric']!r}")
+    tol = out["tolerance"]
+    if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
+        raise InputError(f"fid.tolerance: {tol!r} must be a finite number >= 0")
+    for key, least in (("n_images", 2), ("noise_seeds", 1), ("grid_per_class", 1)):
+        v = out[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < least:
+            raise InputError(f"fid.{key}: {v!r} must be an integer >= {least}")
+    return out
 
 
 # --------------------------------------------------------------------------------------------- statistics
@@ -181,43 +250,59 @@ class _TorchExtractor:
         return np.concatenate(out)
 
 
-class InceptionFeatures(_TorchExtractor):
-    """torchvision Inception-v3 (ImageNet weights from a local state-dict file): 2048-d pool features.
+class InceptionFeatures:
+    """The standard FID network: torch-fidelity's ``FeatureExtractorInceptionV3`` (``inception-v3-compat``,
+    feature ``2048``) with the weights file at `weights_path` (torch-fidelity's / pytorch-fid's port of the
+    TF "2015-12-05" graph). It takes uint8 images and does the TF1-style bilinear resize to 299 px and the
+    (x - 128) / 128 scaling itself, as the original FID code does."""
 
-    Input: bilinear (antialiased) resize to 299, ImageNet mean/std normalisation, and torchvision's
-    ``transform_input`` as used with its pretrained weights.
-    """
+    name = INCEPTION_NAME
+    metric = FEATURES["inception"]
 
-    name = "inception_v3_tv"
-    metric = "fid_inception"
-
-    def __init__(self, weights_path):
-        import torch
-        from torchvision.models import inception_v3
+    def __init__(self, weights_path, feature: str = "2048"):
+        """feature: the layer, "2048" (the pool features of FID); torch-fidelity's smaller ones ("64", "192",
+        "768") only make its covariances cheap in tests, and are named so."""
+        from torch_fidelity.feature_extractor_inceptionv3 import FeatureExtractorInceptionV3
 
         from .io import load_torch
 
-        super().__init__(IMAGENET_MEAN, IMAGENET_STD, 299)
         self.weights_path = Path(weights_path)
         if not self.weights_path.is_file():
             raise InputError(f"{self.weights_path}: Inception weights file not found")
-        net = inception_v3(weights=None, aux_logits=False, init_weights=False, transform_input=True)
+        # read it first as plain tensors (weights_only): the library unpickles it without that restriction
         state = load_torch(self.weights_path)
         if not isinstance(state, dict):
-            raise InputError(f"{self.weights_path}: expected a state dict of torchvision inception_v3")
-        state = {k: v for k, v in state.items() if not k.startswith("AuxLogits.")}
+            raise InputError(f"{self.weights_path}: expected a state dict of torch-fidelity's InceptionV3")
+        del state
+        if feature not in ("64", "192", "768", "2048"):
+            raise InputError(f"InceptionFeatures: feature '{feature}' is not one of 64, 192, 768, 2048")
+        self.feature = feature
+        if feature != "2048":
+            self.name = f"{INCEPTION_NAME}:{feature}"
         try:
-            net.load_state_dict(state, strict=True)
-        except RuntimeError as e:
-            raise InputError(f"{self.weights_path}: not torchvision inception_v3 weights ({e})") from e
-        net.fc = torch.nn.Identity()
-        self.net = net.eval()
+            self.net = FeatureExtractorInceptionV3(INCEPTION_NAME, [feature],
+                                                   feature_extractor_weights_path=str(self.weights_path))
+        except (RuntimeError, ValueError, KeyError) as e:
+            raise InputError(f"{self.weights_path}: not the FID Inception weights of torch-fidelity "
+                             f"({str(e).splitlines()[0] if str(e) else e.__class__.__name__})") from e
+        self._device = None
 
-    def _module(self):
-        return self.net
+    def features(self, images: np.ndarray, batch_size: int = 64, device=None) -> np.ndarray:
+        import torch
 
-    def _embed(self, x):
-        return self.net(x)
+        _check_images(images)
+        device = torch.device(device) if device is not None else torch.device("cpu")
+        if self._device != device:
+            self.net.to(device)
+            self._device = device
+        self.net.eval()
+        out = []
+        with torch.inference_mode():
+            for s in range(0, len(images), batch_size):
+                b = torch.from_numpy(np.ascontiguousarray(images[s : s + batch_size])).to(device)
+                (f,) = self.net(b.permute(0, 3, 1, 2).contiguous())
+                out.append(f.double().cpu().numpy())
+        return np.concatenate(out) if out else np.zeros((0, int(self.feature)))
 
 
 class DomainFeatures(_TorchExtractor):
@@ -252,39 +337,46 @@ class DomainFeatures(_TorchExtractor):
         return self.model.features(x)
 
 
-def make_extractor(fid_cfg: dict, domain_model_loader=None):
-    """Choose the FID feature extractor from the config section ``fid``.
+def inception_weights_file(fid_cfg: dict) -> Path:
+    """The verified local path of the Inception weights of ``fid_settings(fid_cfg)["inception_weights"]``:
+    `local` (checked against `sha256`, or else against the hash prefix in the url's or its own file name),
+    else `url` fetched once into ``cache_dir`` (sha256 checked; without one, the name's hash prefix is
+    checked and the full checksum recorded beside the file for later uses). Errors name the config key."""
+    from .weights import resolve_weights
 
-    fid_cfg keys: inception_weights (local path or None), inception_url (or None), inception_sha256 (or
-    None), cache_dir. Inception is used when its weights are a local file or can be fetched into the cache;
-    otherwise (no weights configured, or the download fails for network reasons) the domain extractor
-    from ``domain_model_loader()`` is used. The loader returns a FeatureExtractor or a (model, info) pair
-    (info with mean, std, input_size, name). The extractor's ``metric`` says which: fid_inception or
-    fid_ancillary. A configured local file that is missing, or a checksum mismatch, is an error.
-    """
-    from .weights import ChecksumError, DownloadError, fetch, resolve_weights
+    cfg = fid_settings(fid_cfg)
+    w = cfg["inception_weights"]
+    if w is None:
+        raise InputError("fid.inception_weights: not set (the Inception features need the weights file)")
+    key = "fid.inception_weights." + ("local" if w["local"] else "url")
+    try:
+        return resolve_weights(path=w["local"], url=w["url"], sha256=w["sha256"], cache_dir=cfg["cache_dir"],
+                               name_hash=True)
+    except InputError as e:
+        from .weights import ChecksumError
 
-    fid_cfg = dict(fid_cfg or {})
-    path = fid_cfg.get("inception_weights")
-    url = fid_cfg.get("inception_url")
-    sha = fid_cfg.get("inception_sha256")
-    cache_dir = fid_cfg.get("cache_dir") or "results/cache/weights"
-    if path:
-        try:
-            p = resolve_weights(path=path, sha256=sha)
-        except InputError as e:
-            raise InputError(f"fid.inception_weights: {e}") from e
-        return InceptionFeatures(p)
-    if url:
-        try:
-            return InceptionFeatures(fetch(url, sha, cache_dir))
-        except ChecksumError:
-            raise
-        except DownloadError as e:
-            log.warning("FID: Inception weights unavailable (%s); using the domain feature extractor", e)
+        offline = not w["local"] and not isinstance(e, ChecksumError)
+        hint = "; without network, download it elsewhere and set fid.inception_weights.local to the file"
+        raise e.__class__(f"{key}: {e}{hint if offline else ''}") from e
+
+
+def inception_weights_record(fid_cfg: dict) -> dict:
+    """inception_weights_file, and what it found: {path, sha256, url, local, extractor}. The Snakemake rule
+    fid_weights keeps it, so that the download happens once, before the FID jobs run in parallel."""
+    from .downloads import recorded_sha256
+    from .io import sha256_file
+
+    cfg = fid_settings(fid_cfg)
+    path = inception_weights_file(cfg)
+    w = cfg["inception_weights"]
+    digest = w["sha256"] or (None if w["local"] else recorded_sha256(path)) or sha256_file(path)
+    return {"path": str(path), "sha256": digest, "url": w["url"], "local": w["local"],
+            "extractor": INCEPTION_NAME}
+
+
+def _domain_extractor(domain_model_loader):
     if domain_model_loader is None:
-        raise InputError("fid: no Inception weights (fid.inception_weights or fid.inception_url) and no "
-                         "ancillary classifier to compute features with")
+        raise InputError("fid: the ancillary features need the ancillary classifier, and none was given")
     obj = domain_model_loader()
     if isinstance(obj, tuple) and len(obj) == 2:
         model, info = obj
@@ -294,6 +386,33 @@ def make_extractor(fid_cfg: dict, domain_model_loader=None):
     if not (hasattr(obj, "features") and hasattr(obj, "name")):
         raise InputError("fid: the domain model loader must return a FeatureExtractor or (model, info)")
     return obj
+
+
+def make_extractors(fid_cfg: dict, domain_model_loader=None) -> list:
+    """The FID feature extractors of the config section ``fid``: first the one selection uses
+    (``fid.features``), then, with ``fid.second_metric``, the other one where it is available (the
+    ancillary classifier's beside Inception; Inception beside the ancillary one when its weights are set).
+
+    domain_model_loader() returns a FeatureExtractor or a (model, info) pair (info with mean, std,
+    input_size, name); it is called only when the ancillary features are used. Each extractor's ``metric``
+    says which it is (fid_inception or fid_ancillary). Missing or unverifiable Inception weights are an
+    error naming the key; there is no silent switch to other features (FIDs would not compare).
+    """
+    cfg = fid_settings(fid_cfg)
+    order = [cfg["features"]]
+    if cfg["second_metric"]:
+        other = "ancillary" if cfg["features"] == "inception" else "inception"
+        if other == "ancillary" and domain_model_loader is not None or \
+                other == "inception" and cfg["inception_weights"] is not None:
+            order.append(other)
+    return [InceptionFeatures(inception_weights_file(cfg)) if f == "inception" else
+            _domain_extractor(domain_model_loader) for f in order]
+
+
+def make_extractor(fid_cfg: dict, domain_model_loader=None):
+    """The extractor checkpoint selection uses (``fid.features``); see make_extractors."""
+    cfg = dict(fid_settings(fid_cfg), second_metric=False)
+    return make_extractors(cfg, domain_model_loader)[0]
 
 
 def compute_stats(extractor, images, batch_size: int = 64, device=None):

@@ -4,16 +4,20 @@ from __future__ import annotations
 
 import math
 
+from .fid import FEATURES, FID_DEFAULTS  # noqa: F401  (FID_DEFAULTS kept importable from here)
 from .io import InputError
+
+METRICS = tuple(FEATURES.values())  # fid_inception, fid_ancillary: the FID on either features, where computed
 
 
 def select_snapshot(fids, tolerance: float = 0.3) -> tuple[int, float]:
     """Choose a snapshot from (kimg, fid) pairs.
 
-    The snapshot with the lowest FID is the reference; among all snapshots whose FID is within
-    `tolerance` of that minimum (fid <= min + tolerance) the latest (largest kimg) is chosen, since a
-    longer-trained generator with an equivalent FID is preferred. Non-finite FIDs (a diverged or failed
-    evaluation) are never chosen. Returns (kimg, fid).
+    The snapshot with the lowest FID is the reference; among all snapshots whose FID is less than
+    `tolerance` above that minimum (fid - min < tolerance, strictly: the study prefers later checkpoints
+    "for similar FID (< 0.3 difference)") the latest (largest kimg) is chosen, since a longer-trained
+    generator with an equivalent FID is preferred. Non-finite FIDs (a diverged or failed evaluation) are
+    never chosen. Returns (kimg, fid).
     """
     if tolerance < 0 or not math.isfinite(tolerance):
         raise InputError(f"selection tolerance {tolerance!r} must be a finite number >= 0")
@@ -27,13 +31,10 @@ def select_snapshot(fids, tolerance: float = 0.3) -> tuple[int, float]:
     if not finite:
         raise InputError(f"checkpoint selection: every FID is non-finite ({pairs})")
     best = min(f for _, f in finite)
-    candidates = [(k, f) for k, f in finite if f <= best + tolerance + 1e-9]
+    # strictly less; a difference within 1e-9 of the tolerance counts as equal to it (0.7 - 0.4 is
+    # 0.29999999999999993 in floating point), so FIDs exactly `tolerance` apart never prefer the later one
+    candidates = [(k, f) for k, f in finite if f == best or f - best < tolerance - 1e-9]
     return max(candidates, key=lambda kf: kf[0])
-
-
-FID_DEFAULTS = {"n_images": 2048, "tolerance": 0.3, "noise_seeds": 3, "grid_per_class": 8,
-                "inception_weights": None, "inception_url": None, "inception_sha256": None,
-                "cache_dir": "results/cache/weights"}
 
 
 def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fid_cfg: dict, seed: int, device,
@@ -41,27 +42,31 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     """FID (and KID) of every snapshot of a GAN run against the real training images; pick one with
     select_snapshot; measure the FID's seed-to-seed noise at the chosen snapshot; save a sample grid.
 
-    Features: Inception when configured (fid.inception_weights / fid.inception_url), else the ancillary
-    classifier at `ancillary_path` (see ganaug.fid.make_extractor); the metric name says which.
+    Features (ganaug.fid.make_extractors, config ``fid.features``): the standard FID Inception network
+    (``inception``, weights from fid.inception_weights) or the ancillary classifier at `ancillary_path`
+    (``ancillary``); the metric name says which, and selection uses that FID. With fid.second_metric the other
+    features' FID is computed on the same images and reported beside it (columns fid_inception,
+    fid_ancillary).
     `fid_cfg["n_images"]` real images (a seeded subset) are compared with as many generated images of the
     same classes. A translation GAN (pix2pixHD, SPADE) needs `real_masks`, the label maps of the real images:
-    its generated images are translated from the label maps of the compared real images. Writes `out_fid` (CSV: snapshot, kimg, fid, kid, kid_std, metric, extractor, n_images),
-    `out_selected` (JSON) and `out_grid` (PNG). Returns the selected.json content.
+    its generated images are translated from the label maps of the compared real images. Writes `out_fid`
+    (CSV: snapshot, kimg, fid, kid, kid_std, metric, extractor, n_images, then fid_<features> for every
+    features computed, e.g. fid_inception, fid_ancillary), `out_selected` (JSON) and `out_grid` (PNG).
+    Returns the selected.json content.
     """
     import logging
 
     import numpy as np
     import pandas as pd
 
-    from .fid import feature_stats, frechet_distance, kid, make_extractor
+    from .fid import feature_stats, fid_settings, frechet_distance, kid, make_extractors
     from .gans import training as gt
     from .io import seed_from, write_csv, write_json
     from .progress import Progress
     from .quality import quality_per_class
 
     log = log or logging.getLogger("ganaug")
-    cfg = dict(FID_DEFAULTS)
-    cfg.update({k: v for k, v in (fid_cfg or {}).items() if v is not None})
+    cfg = fid_settings(fid_cfg)
     snaps = gt.list_snapshots(snapshot_dir)
     if not snaps:
         raise InputError(f"{snapshot_dir}: no snapshot files (snapshot-KKKKKK.pt) to select from")
@@ -74,7 +79,8 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
 
         return load_classifier(ancillary_path, device)
 
-    extractor = make_extractor(cfg, _load_ancillary)
+    extractors = make_extractors(cfg, _load_ancillary)
+    extractor = extractors[0]  # the selection metric
     n = min(int(cfg["n_images"]), len(real_images))
     if n < 2:
         raise InputError(f"select_checkpoint: need at least 2 real images, got {len(real_images)}")
@@ -85,32 +91,42 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     if real_masks is not None and len(real_masks) != len(real_images):
         raise InputError(f"select_checkpoint: {len(real_images)} real images but {len(real_masks)} label maps")
     masks = None if real_masks is None else np.asarray(real_masks[idx])
-    feat_r = extractor.features(np.asarray(real_images[idx]), batch_size=batch_size, device=device)
-    mu_r, sigma_r = feature_stats(feat_r)
-    log.info("FID on %s features (%s), %d real and %d generated images per snapshot, %d snapshots",
-             extractor.name, extractor.metric, n, n, len(snaps))
-    if n < feat_r.shape[1]:
-        log.warning("FID with %d images < feature dimension %d: covariances are singular and FID is biased "
-                    "upward; compare snapshots only with each other (KID is reported too)", n, feat_r.shape[1])
+    reals = np.asarray(real_images[idx])
+    feats_r = {e.metric: e.features(reals, batch_size=batch_size, device=device) for e in extractors}
+    stats_r = {m: feature_stats(f) for m, f in feats_r.items()}
+    feat_r = feats_r[extractor.metric]
+    log.info("FID on %s features (%s), %d real and %d generated images per snapshot, %d snapshots%s",
+             extractor.name, extractor.metric, n, n, len(snaps),
+             "".join(f"; also {e.metric} on {e.name} features" for e in extractors[1:]))
+    for m, f in feats_r.items():
+        if n < f.shape[1]:
+            log.warning("%s with %d images < feature dimension %d: covariances are singular and FID is biased "
+                        "upward; compare snapshots only with each other (KID is reported too)", m, n, f.shape[1])
 
-    def _features(G, fake_seed):
+    def _features(G, fake_seed, which=None):
         fake = gt.generate(G, labels, seed=fake_seed, device=device, masks=masks)
-        return extractor.features(fake, batch_size=batch_size, device=device)
+        return {e.metric: e.features(fake, batch_size=batch_size, device=device)
+                for e in (which or extractors)}
+
+    def _fids(feats_g):
+        return {m: frechet_distance(*stats_r[m], *feature_stats(f)) for m, f in feats_g.items()}
 
     def _score(G, fake_seed):
-        feat_g = _features(G, fake_seed)
-        mu_g, sigma_g = feature_stats(feat_g)
-        k_mean, k_std = kid(feat_r, feat_g, n_subsets=10, subset_size=min(1000, n), seed=seed_from(seed, "kid"))
-        return frechet_distance(mu_r, sigma_r, mu_g, sigma_g), k_mean, k_std
+        feats_g = _features(G, fake_seed)
+        k_mean, k_std = kid(feat_r, feats_g[extractor.metric], n_subsets=10, subset_size=min(1000, n),
+                            seed=seed_from(seed, "kid"))
+        return _fids(feats_g), k_mean, k_std
 
     rows = []
     progress = Progress(len(snaps), "snapshot", log)
     fake_seed0 = seed_from(seed, "fake", 0)
     for i, (kimg, path) in enumerate(snaps):
         G = gt.load_generator(path, device)
-        fid, k_mean, k_std = _score(G, fake_seed0)
+        fids, k_mean, k_std = _score(G, fake_seed0)
+        fid = fids[extractor.metric]
         rows.append({"snapshot": path.name, "kimg": kimg, "fid": fid, "kid": k_mean, "kid_std": k_std,
-                     "metric": extractor.metric, "extractor": extractor.name, "n_images": n})
+                     "metric": extractor.metric, "extractor": extractor.name, "n_images": n,
+                     **{m: fids.get(m) for m in METRICS}})
         progress.update(i + 1, images=n, kimg=kimg, fid=fid)
     table = pd.DataFrame(rows)
     write_csv(out_fid, table)
@@ -123,10 +139,11 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     noise = [fid]
     # a generator without a latent (pix2pixHD, SPADE by default) gives the same images for every seed
     for j in range(1, int(cfg["noise_seeds"]) if G.z_dim else 1):
-        noise.append(_score(G, seed_from(seed, "fake", j))[0])
+        noise.append(_fids(_features(G, seed_from(seed, "fake", j), [extractor]))[extractor.metric])
     noise_std = float(np.std(noise, ddof=1)) if len(noise) > 1 else None
     # beyond FID: k-NN precision / recall, KID and FID, overall and per class, at the chosen snapshot
-    quality = quality_per_class(feat_r, labels, _features(G, fake_seed0), labels, k=3, kid_subsets=10,
+    feat_g = _features(G, fake_seed0, [extractor])[extractor.metric]
+    quality = quality_per_class(feat_r, labels, feat_g, labels, k=3, kid_subsets=10,
                                 kid_subset_size=min(1000, n), seed=seed_from(seed, "kid"),
                                 fid_min_n=feat_r.shape[1])
     gt.save_png(out_grid, gt.sample_grid(G, int(cfg["grid_per_class"]), seed_from(seed, "grid"), device,
@@ -137,6 +154,9 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
         "tolerance": float(cfg["tolerance"]), "n_images": n,
         "best_snapshot": best["snapshot"], "best_kimg": float(best["kimg"]), "best_fid": float(best["fid"]),
         "fid_seed_values": [float(v) for v in noise], "fid_seed_std": noise_std, "quality": quality,
+        # the FID on each features at the chosen snapshot (null: not computed; the selection metric's is "fid")
+        **{m: (float(chosen[m]) if m in feats_r else None) for m in METRICS},
+        "extractors": {e.metric: e.name for e in extractors},
     }
     write_json(out_selected, selected)
     log.info("selected %s (kimg %g, %s %.3f; lowest %.3f at kimg %g; tolerance %g; seed-to-seed FID std %s)",
@@ -151,13 +171,15 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
 
 GAN_TABLE_COLUMNS = ["gan", "label", "train_images", "trained_kimg", "trained_epochs", "training_hours", "snapshot",
                      "kimg", "epoch", "fid", "fid_seed_std", "kid", "precision", "recall", "metric", "extractor",
-                     "n_images", "best_kimg", "best_fid"]
+                     "n_images", "best_kimg", "best_fid", *METRICS]
 CLASS_NAMES = {"0": "benign", "1": "melanoma"}
 
 
 def gan_table(entries):
     """The shape of the study's Table 4: one row per GAN with its training length, the selected snapshot,
-    its FID (with the seed-to-seed spread) and KID, and which features the metric used; beyond the study,
+    its FID (with the seed-to-seed spread) and KID, and which features the metric used (``metric``: the
+    selection's; ``fid_inception`` / ``fid_ancillary``: the FID on either features, empty where not
+    computed, e.g. the standard Inception FID beside the ancillary classifier's); beyond the study,
     k-NN precision and recall (Kynkaanniemi et al. 2019, k = 3) overall, and FID, KID, precision and
     recall per class (columns fid_benign, recall_melanoma, ...).
 
@@ -188,6 +210,8 @@ def gan_table(entries):
             "fid_seed_std": sel.get("fid_seed_std"), "kid": sel.get("kid"), "metric": sel["metric"],
             "extractor": sel["extractor"], "n_images": sel["n_images"], "best_kimg": sel["best_kimg"],
             "best_fid": sel["best_fid"],
+            # selected.json from before the second metric: only the selection metric's FID is known
+            **{m: sel.get(m, sel["fid"] if m == sel["metric"] else None) for m in METRICS},
         })
         for q in sel.get("quality", []):
             if q["class"] == "all":

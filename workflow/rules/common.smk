@@ -138,6 +138,12 @@ def gan_table_file():
     return ["results/gan_fid.csv"] if all_gans() else []
 
 
+def fid_inception_weights(wildcards=None):
+    """The record of the FID Inception weights (made by fid_weights, gan.smk) when the config sets them: the
+    selection metric or the second one uses them."""
+    return ["results/cache/fid_inception_weights.json"] if (config.get("fid") or {}).get("inception_weights") else []
+
+
 def samples_using_gan(wildcards):
     return [f"results/samples/{e}.csv" for e in EXPERIMENT_IDS if wildcards.gan in gans_used(e)]
 

@@ -32,12 +32,36 @@ rule train_gan:
         "../scripts/train_gan.py"
 
 
+rule fid_weights:
+    """The standard FID Inception network's weights (fid.inception_weights): downloaded once and checked
+    before the GANs' FID jobs, which run in parallel, use them."""
+    output:
+        record="results/cache/fid_inception_weights.json",
+    # the file's source only (no code version), as for the data downloads: a library change re-downloads
+    # nothing and so re-runs no FID job
+    params:
+        weights=config["fid"].get("inception_weights"),
+    log:
+        "logs/gans/fid_weights.log",
+    benchmark:
+        "benchmarks/gans/fid_weights.tsv"
+    conda:
+        "../../envs/gan.yaml"
+    threads: 1
+    resources:
+        mem_mb=2000,
+        runtime=60,
+    script:
+        "../scripts/fid_weights.py"
+
+
 rule select_checkpoint:
     """FID of every snapshot against the real training images; the study's rule picks one."""
     input:
         unpack(gan_data),
         summary="results/gans/{gan}/training.json",
         ancillary="results/ancillary/model.pt",
+        inception=fid_inception_weights,
     output:
         selected="results/gans/{gan}/selected.json",
         fid="results/gans/{gan}/fid.csv",

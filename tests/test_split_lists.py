@@ -343,3 +343,78 @@ def test_paper_dry_run_downloads_the_lists_and_uses_them_per_replicate(tmp_path)
     index = {j["output"].split(", ")[0]: j["input"] for j in _jobs(out, "index_\\w+")}
     assert f"{raw}/testsets/isic2020-subset-test.csv" in index["results/data/prepared/isic2020.csv"]
     assert f"{raw}/testsets/dermofit.csv" in index["results/data/prepared/dermofit.csv"]
+
+
+def test_workflow_downloads_lists_imports_them_and_checks_the_counts(tmp_path):
+    """Through Snakemake, on fixture releases: the lists ({file, sha256} under split.list_source, served by
+    the FileServer) are downloaded by their own jobs, used for the split, the reduced set and a test set,
+    and the split check passes with the expected counts; another expected count fails the check naming the
+    part and the key, and a list served corrupted fails its download naming the file."""
+    from PIL import Image
+
+    from test_realdata import _workflow_config
+
+    cfg = _workflow_config(tmp_path)
+    for p in (tmp_path / "dermofit").rglob("*.png"):
+        if "mask" not in p.name:
+            Image.new("RGB", (8, 8), (len(p.name) * 9 % 256, 80, 120)).save(p)
+    isic = "ISIC_2019_Training_Input/ISIC_00000{:02d}"
+    lists = {  # the authors' formats: ISIC ids with the folder prefix (or bare), a label; Dermofit ';'
+        "isic2019-full-train-pool.csv": "image,label\n" + "".join(f"{isic.format(i)},{lab}\n" for i, lab in
+                                                                  ((1, 1), (2, 1), (3, 0), (4, 0), (7, 0))),
+        "isic2019-val.csv": "image,label\n" + "".join(f"{isic.format(i)},0\n" for i in (8, 9)),
+        "testsets/isic2019-test.csv": "image,label\n" + f"{isic.format(10)},0\n{isic.format(11)},0\n"
+                                      f"{isic.format(13)},1\n",
+        "percentages/0_5/train_0.csv": "image,label\nISIC_0000001,1\nISIC_0000003,0\n",
+        "testsets/dermofit.csv": "dataset;image;diagnosis;label\nd;M0mel;2.4.;1\nd;M1ml;1.1.;0\nd;S0sk;1.3.;0\n",
+    }
+    data = {f"/splits/{k}": v.encode() for k, v in lists.items()}
+    sha = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in lists.items()}
+    server = FileServer(data)
+    try:
+        cfg["split"].update({
+            "list_source": {"base_url": f"{server.url}/splits"},
+            "lists": {p: {"file": f, "sha256": sha[f]} for p, f in (
+                ("train", "isic2019-full-train-pool.csv"), ("val", "isic2019-val.csv"),
+                ("test", "testsets/isic2019-test.csv"))},
+            "reduced_lists": {"1/2": [{"file": "percentages/0_5/train_0.csv", "sha256": sha["percentages/0_5/train_0.csv"]}]},
+            "expected": {"train": 5, "val": 2, "test": 3, "1/2": 2},
+        })
+        cfg["datasets"]["dfit"]["list"] = {"file": "testsets/dermofit.csv", "sha256": sha["testsets/dermofit.csv"]}
+        cfg["testsets"]["dermofit"]["expected"] = 3
+        cfg["experiments"]["anonymization"] = [{"ratio": "1/2:0", "group": "1/2"}]
+        work = tmp_path / "work"
+        (work / "config").mkdir(parents=True)
+
+        def run(*targets):
+            (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+            cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2"]
+            return subprocess.run(cmd + list(targets), capture_output=True, text=True, timeout=300)
+
+        r = run("prepare_data", "results/trainsets/1-2x0/rep0.csv")
+        assert r.returncode == 0, r.stderr[-3000:]
+        raw = work / "results" / "data" / "raw" / "split-lists"
+        assert all((raw / k).read_text() == v for k, v in lists.items())
+        assert {p for p, _ in server.requests} == set(data)
+        check = pd.read_csv(work / "results/data/splits/check.csv").set_index("part")["n"].to_dict()
+        assert check == {"train": 5, "val": 2, "test": 3, "testset:indist": 3, "testset:dermofit": 3,
+                         "reduced:1-2:rep0": 2}
+        ts = pd.read_csv(work / "results/trainsets/1-2x0/rep0.csv")
+        assert sorted(ts["image"].map(datasets.image_id)) == ["ISIC_0000001", "ISIC_0000003"]
+
+        cfg["split"]["expected"]["train"] = 6
+        r = run("results/data/splits/check.json")
+        assert r.returncode != 0
+        log = (work / "logs/data/check_splits.log").read_text()
+        assert "train: 5 images, expected 6 (split.expected.train)" in log, log[-2000:]
+
+        cfg["split"]["expected"]["train"] = 5
+        server.files["/splits/isic2019-val.csv"] += b"ISIC_0000010,0\n"
+        (raw / "isic2019-val.csv").unlink()
+        r = run(str(raw.relative_to(work) / "isic2019-val.csv"))
+        assert r.returncode != 0
+        log = (work / "logs/data/download/lists/val.log").read_text()
+        assert re.search(r"isic2019-val\.csv: checksum mismatch for .*split-lists/isic2019-val\.csv", log), log[-2000:]
+        assert not (raw / "isic2019-val.csv").exists()
+    finally:
+        server.close()

@@ -371,13 +371,18 @@ def test_workflow_downloads_lists_imports_them_and_checks_the_counts(tmp_path):
     data = {f"/splits/{k}": v.encode() for k, v in lists.items()}
     sha = {k: hashlib.sha256(v.encode()).hexdigest() for k, v in lists.items()}
     server = FileServer(data)
+    local = tmp_path / "copies" / "train_0.csv"
+    local.parent.mkdir()
+    local.write_text(lists["percentages/0_5/train_0.csv"])
     try:
         cfg["split"].update({
             "list_source": {"base_url": f"{server.url}/splits"},
             "lists": {p: {"file": f, "sha256": sha[f]} for p, f in (
                 ("train", "isic2019-full-train-pool.csv"), ("val", "isic2019-val.csv"),
                 ("test", "testsets/isic2019-test.csv"))},
-            "reduced_lists": {"1/2": [{"file": "percentages/0_5/train_0.csv", "sha256": sha["percentages/0_5/train_0.csv"]}]},
+            # the reduced list as a `local` copy: used in place, its sha256 checked by the job reading it
+            "reduced_lists": {"1/2": [{"file": "percentages/0_5/train_0.csv", "local": str(local),
+                                       "sha256": sha["percentages/0_5/train_0.csv"]}]},
             "expected": {"train": 5, "val": 2, "test": 3, "1/2": 2},
         })
         cfg["datasets"]["dfit"]["list"] = {"file": "testsets/dermofit.csv", "sha256": sha["testsets/dermofit.csv"]}
@@ -394,8 +399,9 @@ def test_workflow_downloads_lists_imports_them_and_checks_the_counts(tmp_path):
         r = run("prepare_data", "results/trainsets/1-2x0/rep0.csv")
         assert r.returncode == 0, r.stderr[-3000:]
         raw = work / "results" / "data" / "raw" / "split-lists"
-        assert all((raw / k).read_text() == v for k, v in lists.items())
-        assert {p for p, _ in server.requests} == set(data)
+        assert all((raw / k).read_text() == v for k, v in lists.items() if k != "percentages/0_5/train_0.csv")
+        assert {p for p, _ in server.requests} == set(data) - {"/splits/percentages/0_5/train_0.csv"}
+        assert (raw / "percentages/0_5/train_0.csv.sha256").exists()  # the local copy's check, recorded
         check = pd.read_csv(work / "results/data/splits/check.csv").set_index("part")["n"].to_dict()
         assert check == {"train": 5, "val": 2, "test": 3, "testset:indist": 3, "testset:dermofit": 3,
                          "reduced:1-2:rep0": 2}
@@ -416,5 +422,11 @@ def test_workflow_downloads_lists_imports_them_and_checks_the_counts(tmp_path):
         log = (work / "logs/data/download/lists/val.log").read_text()
         assert re.search(r"isic2019-val\.csv: checksum mismatch for .*split-lists/isic2019-val\.csv", log), log[-2000:]
         assert not (raw / "isic2019-val.csv").exists()
+
+        local.write_text(lists["percentages/0_5/train_0.csv"] + "ISIC_0000004,0\n")
+        r = run("results/data/splits/reduced/1-2/rep0.csv", "--forcerun", "reduced_split")
+        assert r.returncode != 0
+        log = (work / "logs/data/reduced_split/1-2/rep0.log").read_text()
+        assert f"{local}: checksum mismatch" in log, log[-2000:]
     finally:
         server.close()

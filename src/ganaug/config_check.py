@@ -44,9 +44,7 @@ def check_config(config: dict, workdir: Path | str = ".", deep: bool = True) -> 
     fr = split["fractions"]
     if abs(fr["train"] + fr["val"] + fr["test"] - 1) > 1e-6:
         problems.append(f"split.fractions: train + val + test must be 1, got {fr['train'] + fr['val'] + fr['test']:g}")
-    for part, path in (split.get("lists") or {}).items():
-        if not (workdir / path).is_file():
-            problems.append(f"split.lists.{part}: file not found: {path}")
+    problems += _check_lists(config, workdir)
 
     for name, ts in config["testsets"].items():
         if "dataset" in ts and ts["dataset"] not in datasets:
@@ -164,8 +162,6 @@ def _check_real_datasets(config: dict, workdir: Path) -> list[str]:
             for role, spec in specs.items():
                 if spec["local"] and not (workdir / spec["local"]).exists():
                     problems.append(f"datasets.{name}.files.{role}.local: not found: {spec['local']}")
-        if ds.get("list") and not (workdir / ds["list"]).is_file():
-            problems.append(f"datasets.{name}.list: file not found: {ds['list']}")
     split = config["split"]
     train = config["datasets"].get(split["dataset"], {})
     gans = {e.get("gan") for app in config.get("experiments", {}).values() for e in (app or [])}
@@ -180,10 +176,31 @@ def _check_real_datasets(config: dict, workdir: Path) -> list[str]:
                 raise ValueError
         except (InputError, ValueError, ZeroDivisionError):
             problems.append(f"split.reduced_lists.{frac}: not a fraction in (0, 1] like 1/4")
-        for r, path in enumerate(paths):
-            if not (workdir / path).is_file():
-                problems.append(f"split.reduced_lists.{frac}[{r}]: file not found: {path}")
         if len(paths) < int(config.get("replicates", 1)):
             problems.append(f"split.reduced_lists.{frac}: {len(paths)} list(s) for {config.get('replicates')} "
                             "replicates; give one per replicate (replicate r uses list r)")
+    return problems
+
+
+def _check_lists(config: dict, workdir: Path) -> list[str]:
+    """The split lists (paths present; files to download well formed: file or url, sha256, a base URL) and
+    the expected counts (split.expected: train, val, test or a fraction of split.reduced_lists)."""
+    from ganaug import realdata
+
+    problems = []
+    try:
+        specs = realdata.list_sources(config)
+    except InputError as e:
+        return [str(e)]
+    for key, spec in specs.items():
+        if spec["url"] is None and not (workdir / spec["path"]).is_file():
+            problems.append(f"{key}: file not found: {spec['path']}")
+        elif spec["local"] and not (workdir / spec["local"]).exists():
+            problems.append(f"{key}: local copy not found: {spec['local']}")
+    split = config["split"]
+    reduced = {str(f) for f in (split.get("reduced_lists") or {})}
+    for part in split.get("expected") or {}:
+        if part not in ("train", "val", "test") and str(part) not in reduced:
+            problems.append(f"split.expected.{part}: not a part (train, val, test) or a fraction of "
+                            f"split.reduced_lists ({', '.join(sorted(reduced)) or 'none given'})")
     return problems

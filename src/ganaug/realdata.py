@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import logging
 import os
+import posixpath
 import re
 import urllib.parse
 from concurrent.futures import ThreadPoolExecutor
@@ -244,6 +245,212 @@ def verify_local_sources(specs: dict, log=None) -> None:
         local = spec.get("local")
         if local and Path(local).is_file():
             fetch_source(spec, log=log)
+
+
+# --- published split lists: a path, or a file downloaded (checksummed) like the datasets' files ---------
+LIST_DATA_DIR = "results/data/raw/split-lists"
+LIST_KEYS = ("file", "url", "sha256", "mirror", "local")
+_PLAIN = re.compile(r"[A-Za-z0-9._+-]+")
+
+
+def list_entries(config: dict) -> dict:
+    """Every split list a config names, by its key: split.lists.<part>, split.reduced_lists.<fraction>[r] and
+    datasets.<name>.list (null entries left out)."""
+    split = config.get("split") or {}
+    out = {}
+    for part, entry in (split.get("lists") or {}).items():
+        out[f"split.lists.{part}"] = entry
+    for frac, entries in (split.get("reduced_lists") or {}).items():
+        for r, entry in enumerate(entries if isinstance(entries, list) else [entries]):
+            out[f"split.reduced_lists.{frac}[{r}]"] = entry
+    for name, ds in (config.get("datasets") or {}).items():
+        if (ds or {}).get("list") is not None:
+            out[f"datasets.{name}.list"] = ds["list"]
+    return out
+
+
+def _plain_path(path: str, what: str) -> str:
+    """A relative POSIX path of plain names (no '..', no absolute path): safe to join under a folder."""
+    parts = str(path).split("/")
+    if str(path).startswith("/") or any(p in ("", ".", "..") or not _PLAIN.fullmatch(p) for p in parts):
+        raise InputError(f"{what}: '{path}' is not a relative path of plain names (letters, digits, '._+-')")
+    return str(path)
+
+
+def _list_role(key: str) -> str:
+    """A rule-name-safe role of a list key: split.lists.train -> train, split.reduced_lists.1/4[3] ->
+    reduced_1_4_rep3, datasets.isic2020.list -> isic2020."""
+    m = re.fullmatch(r"split\.reduced_lists\.(.+)\[(\d+)\]", key)
+    if m:
+        role = f"reduced_{m.group(1)}_rep{m.group(2)}"
+    elif key.startswith("split.lists."):
+        role = key[len("split.lists."):]
+    else:
+        role = key[len("datasets."):-len(".list")]
+    return re.sub(r"[^A-Za-z0-9_]", "_", role)
+
+
+def list_spec(key: str, entry, source: dict | None = None) -> dict:
+    """Where one split list comes from (config key `key`), as a source spec (see `sources`).
+
+    A path (string) is read as it is (no download, no checksum). A mapping is a file to download (by
+    `fetch_source`: checksummed, resumable, retried) into `source.data_dir` (split.list_source; default
+    results/data/raw/split-lists):
+    - file: a path relative to `source.base_url` (e.g. the authors' repository at a pinned commit); it is
+      downloaded to <data_dir>/<file>; `source.mirror` (base URL or folder) and `source.local` (folder, used
+      in place) hold the files at the same relative paths;
+    - url: a full URL, downloaded to <data_dir>/<host>/<path of the URL>;
+    - sha256: the expected checksum (else recorded at the first download and checked at every later use);
+    - mirror, local: as for a dataset's file (a base URL or folder holding the file under its name; a copy
+      on disk), overriding split.list_source's."""
+    source = source or {}
+    if isinstance(entry, (str, os.PathLike)):
+        if not str(entry):
+            raise InputError(f"{key}: empty path")
+        return {"key": key, "role": _list_role(key), "dataset": "lists", "url": None, "sha256": None,
+                "mirror": None, "local": None, "record": None, "download": None, "archive": False,
+                "source": str(entry), "path": str(entry)}
+    if not isinstance(entry, dict):
+        raise InputError(f"{key}: a path or a mapping {{file or url, sha256}}, got {entry!r}")
+    unknown = sorted(set(entry) - set(LIST_KEYS))
+    if unknown:
+        raise InputError(f"{key}.{unknown[0]}: unknown key (known: {', '.join(LIST_KEYS)})")
+    if (entry.get("file") is None) == (entry.get("url") is None):
+        raise InputError(f"{key}: give exactly one of file (a path relative to split.list_source.base_url) "
+                         "or url (a full URL)")
+    sha = entry.get("sha256")
+    if sha is not None and not re.fullmatch(r"[0-9a-fA-F]{64}", str(sha)):
+        raise InputError(f"{key}.sha256: '{sha}' is not 64 hex digits")
+    ddir = str(source.get("data_dir") or LIST_DATA_DIR).rstrip("/")
+    mirror, local = entry.get("mirror"), entry.get("local")
+    if entry.get("file") is not None:
+        rel = _plain_path(entry["file"], f"{key}.file")
+        base = source.get("base_url")
+        if not base:
+            raise InputError(f"{key}.file: a relative file needs split.list_source.base_url (the URL it is "
+                             "relative to), or give url instead")
+        url = str(base).rstrip("/") + "/" + urllib.parse.quote(rel)
+        dest = f"{ddir}/{rel}"
+        folder = posixpath.dirname(rel)
+        if mirror is None and local is None and source.get("mirror"):
+            m = str(source["mirror"]).rstrip("/")
+            mirror = f"{m}/{urllib.parse.quote(folder)}" if re.match(r"^(https?|file)://", m) else (
+                str(Path(m) / folder) if folder else m)
+        if mirror is None and local is None and source.get("local"):
+            local = str(Path(source["local"]) / rel)
+    else:
+        url = str(entry["url"])
+        parsed = urllib.parse.urlparse(url)
+        if parsed.scheme.lower() not in ("http", "https", "file"):
+            raise InputError(f"{key}.url: '{url}' is not an http(s) or file URL")
+        url_filename(url)  # ends in a usable file name
+        host = re.sub(r"[^A-Za-z0-9._+-]", "_", parsed.netloc) or "local"
+        dest = f"{ddir}/{host}/" + _plain_path(urllib.parse.unquote(parsed.path).lstrip("/"), f"{key}.url")
+    name = posixpath.basename(dest)
+    path = dest
+    if local:
+        path = str(Path(local) / name) if Path(local).is_dir() else str(local)
+    return {"key": key, "role": _list_role(key), "dataset": "lists", "url": url,
+            "sha256": str(sha).lower() if sha else None, "mirror": str(mirror) if mirror else None,
+            "local": str(local) if local else None, "record": dest, "download": None if local else dest,
+            "archive": False, "source": path, "path": path}
+
+
+def list_sources(config: dict) -> dict[str, dict]:
+    """{config key: list_spec} of every split list of a config (split.lists, split.reduced_lists, the
+    datasets' list); reads no file. Two keys downloading to one file must agree on its source."""
+    source = (config.get("split") or {}).get("list_source") or {}
+    out, by_dest = {}, {}
+    for key, entry in list_entries(config).items():
+        spec = list_spec(key, entry, source)
+        d = spec["download"]
+        if d:
+            other = by_dest.setdefault(d, spec)
+            if (other["url"], other["sha256"]) != (spec["url"], spec["sha256"]):
+                raise InputError(f"{key}: downloads to {d} like {other['key']}, but from another source or "
+                                 "with another sha256")
+        out[key] = spec
+    return out
+
+
+def list_path(config: dict, key: str) -> str | None:
+    """The file a job reads for the split list at `key` (its download, local copy or path), or None."""
+    spec = list_sources(config).get(key)
+    return spec["path"] if spec else None
+
+
+def _origin(url: str) -> str:
+    """'github.com/<owner>/<repo> at commit <c>' for a raw.githubusercontent.com URL, else the URL's folder."""
+    m = re.match(r"https://raw\.githubusercontent\.com/([^/]+)/([^/]+)/([^/]+)(/.*)?$", str(url))
+    if m:
+        ref = m.group(3)
+        what = f"commit {ref}" if re.fullmatch(r"[0-9a-f]{40}", ref) else f"ref {ref}"
+        return f"github.com/{m.group(1)}/{m.group(2)} at {what}"
+    return str(url).rsplit("/", 1)[0]
+
+
+def expected_counts(config: dict) -> dict[str, dict]:
+    """The image counts a config states, per part of the split check: {part: {images, key}} with parts
+    train / val / test, reduced:<fraction id> (every replicate) and testset:<name>; key is the config key."""
+    out = {}
+    for part, n in ((config.get("split") or {}).get("expected") or {}).items():
+        if n is None:
+            continue
+        name = part if part in ("train", "val", "test") else f"reduced:{fraction_id(part)}"
+        out[name] = {"images": int(n), "key": f"split.expected.{part}"}
+    for name, ts in (config.get("testsets") or {}).items():
+        if (ts or {}).get("expected") is not None:
+            out[f"testset:{name}"] = {"images": int(ts["expected"]), "key": f"testsets.{name}.expected"}
+    return out
+
+
+def split_description(config: dict) -> dict:
+    """What the study's split is, from the config alone (no file is read, nothing downloaded): its source
+    (the published lists and where they come from, or the seeded split) and the counts it is expected to
+    have. Returns {dataset, source ('lists' or 'seeded'), origins, lists {key: url or path}, expected
+    {part: images}, text (one paragraph)}."""
+    split = config["split"]
+    specs = list_sources(config)
+    origins = []
+    for s in specs.values():
+        o = _origin(s["url"]) if s["url"] else "local files"
+        if o not in origins:
+            origins.append(o)
+    src = "lists" if split.get("lists") else "seeded"
+    if src == "lists":
+        text = f"Split of {split['dataset']}: the published lists ({', '.join(split['lists'])})"
+    else:
+        fr = split.get("fractions") or {}
+        text = (f"Split of {split['dataset']}: seeded (seed {config.get('seed', 2021)}), stratified by label, "
+                f"grouped by {split.get('group_by', 'lesion_id')}, fractions "
+                + " / ".join(f"{k} {v:g}" for k, v in fr.items()))
+    reduced = {f: len(v) for f, v in (split.get("reduced_lists") or {}).items()}
+    if reduced:
+        text += "; real subsets from published lists: " + ", ".join(f"{f} x{n}" for f, n in reduced.items())
+    tests = [k.split(".")[1] for k in specs if k.startswith("datasets.")]
+    if tests:
+        text += "; the datasets " + ", ".join(tests) + " from published lists"
+    if specs:
+        pinned = all(s["sha256"] for s in specs.values() if s["url"])
+        text += f". Lists from {'; '.join(origins)}" + (", each pinned by sha256" if pinned and any(
+            s["url"] for s in specs.values()) else "")
+    exp = expected_counts(config)
+    if exp:
+        def label(part):
+            if part.startswith("reduced:"):
+                return f"{part.split(':', 1)[1].replace('-', '/')} subset (each replicate)"
+            return part.split(":", 1)[-1]
+
+        text += ". Expected images: " + ", ".join(f"{label(p)} {e['images']:,}" for p, e in exp.items())
+    text += "."
+    return {
+        "dataset": split["dataset"],
+        "source": src,
+        "origins": origins,
+        "lists": {k: s["url"] or s["path"] for k, s in specs.items()},
+        "expected": {p: e["images"] for p, e in exp.items()},
+        "text": text,
+    }
 
 
 # --- helpers ------------------------------------------------------------------------------------------
@@ -911,7 +1118,12 @@ def prepare_dataset(
     log = log or log_default
     kind = cfg.get("kind")
     report: dict = {"dataset": name, "kind": kind}
-    lst = inputs.get("list") or cfg.get("list")
+    lst = inputs.get("list")
+    if lst is None and cfg.get("list") is not None:
+        if not isinstance(cfg["list"], (str, os.PathLike)):
+            raise InputError(f"datasets.{name}.list: a list to download ({cfg['list']}) must be passed as the "
+                             "input 'list' (the workflow downloads it)")
+        lst = cfg["list"]
     if kind == "isic2019":
         df = index_isic2019(
             inputs["ground_truth"],
@@ -1107,13 +1319,16 @@ def check_splits(
     testsets: dict[str, pd.DataFrame],
     reduced: dict[str, list[pd.DataFrame]] | None = None,
     training: tuple[str, ...] = ("train", "val"),
+    expected: dict[str, dict] | None = None,
 ) -> tuple[pd.DataFrame, dict]:
-    """Counts per part and class, and the leakage check.
+    """Counts per part and class, the leakage check and the expected counts.
 
     Every training-side part (`training`: the training pool and the validation set, which selects models)
     is compared with every other part and test set: a shared image id (file stem, case-insensitive, ISIC
     '_downsampled' ignored) or a shared non-empty lesion_id is an InputError listing them. Every reduced
-    training set must lie within 'train'. Returns (counts table, report)."""
+    training set must lie within 'train'. `expected` ({part: {images, key}}, see `expected_counts`; a
+    'reduced:<fraction id>' part is every replicate of that fraction): a part with another number of
+    images is an InputError naming the part and the config key. Returns (counts table, report)."""
     roles = {k: ("training" if k in training else "test") for k in parts}
     tables = dict(parts)
     for k, df in testsets.items():
@@ -1157,13 +1372,35 @@ def check_splits(
             "split check: training and test data overlap (or a reduced set leaves the training "
             "part):\n  " + "\n  ".join(problems)
         )
-    report = {"counts": counts.to_dict(orient="records"), "overlap_checks": checked, "ok": True}
+    n_of = dict(zip(counts["part"], counts["n"]))
+    wrong = []
+    for part, want in (expected or {}).items():
+        names = [k for k in n_of if k.startswith(f"{part}:rep")] if part.startswith("reduced:") else (
+            [part] if part in n_of else [])
+        if not names:
+            wrong.append(f"{part}: no such part in the split check (set by {want['key']})")
+        for k in names:
+            if int(n_of[k]) != int(want["images"]):
+                wrong.append(f"{k}: {int(n_of[k]):,} images, expected {int(want['images']):,} ({want['key']})")
+    if wrong:
+        raise InputError(
+            "split check: counts differ from the study's (set the expected counts to null for a split "
+            "that is not the study's):\n  " + "\n  ".join(wrong)
+        )
+    report = {
+        "counts": counts.to_dict(orient="records"),
+        "overlap_checks": checked,
+        "expected": {k: int(v["images"]) for k, v in (expected or {}).items()},
+        "ok": True,
+    }
     return counts, report
 
 
-def check_split_files(parts: dict, testsets: dict, reduced: dict | None, out_json, out_csv, log=None) -> dict:
-    """check_splits on CSV files ({name: path}; reduced {fraction: [path per replicate]}); writes the
-    counts table and the JSON report (nothing on failure)."""
+def check_split_files(
+    parts: dict, testsets: dict, reduced: dict | None, out_json, out_csv, log=None, expected=None
+) -> dict:
+    """check_splits on CSV files ({name: path}; reduced {fraction: [path per replicate]}; expected as for
+    check_splits); writes the counts table and the JSON report (nothing on failure)."""
     from .datasets import read_index
 
     log = log or log_default
@@ -1178,6 +1415,7 @@ def check_split_files(parts: dict, testsets: dict, reduced: dict | None, out_jso
         {k: load(v) for k, v in parts.items()},
         {k: load(v) for k, v in testsets.items()},
         {f: [load(p) for p in ps] for f, ps in (reduced or {}).items()},
+        expected=expected,
     )
     for row in counts.itertuples():
         log.info(

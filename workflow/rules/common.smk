@@ -166,8 +166,21 @@ def testset_source(wildcards):
 def split_inputs(wildcards):
     inputs = {"index": f"results/data/index/{config['split']['dataset']}.csv"}
     if config["split"].get("lists"):
-        inputs.update({f"list_{k}": v for k, v in config["split"]["lists"].items()})
+        # the list files: paths as given, or downloaded from split.list_source (LIST_SOURCES, data.smk)
+        inputs.update({f"list_{k}": LIST_SOURCES[f"split.lists.{k}"]["path"] for k in config["split"]["lists"]})
     return inputs
+
+
+def local_lists(prefix):
+    """{key: spec} of the split lists given as `local` copies (LOCAL_LISTS, data.smk) whose config key starts
+    with prefix: the job reading them checks their sha256 first."""
+    return {k: s for k, s in LOCAL_LISTS.items() if k.startswith(prefix)}
+
+
+def local_list_param(prefix):
+    """Params {lists: ...} for a rule reading local list copies; none otherwise (no new param, no re-run)."""
+    found = local_lists(prefix)
+    return {"lists": found} if found else {}
 
 
 def pool_manifests(wildcards):

@@ -14,7 +14,16 @@ from ganaug import realdata
 
 
 DATA_SOURCES = {d: realdata.sources(d, c) for d, c in config["datasets"].items()}
-DOWNLOADS = {s["download"]: s for srcs in DATA_SOURCES.values() for s in srcs.values() if s["download"]}
+# the split lists (split.lists, split.reduced_lists, datasets.<name>.list): paths, or files downloaded from
+# split.list_source (the authors' repository at a pinned commit in config/paper.yaml), by config key
+LIST_SOURCES = realdata.list_sources(config)
+DOWNLOADS = {
+    s["download"]: s
+    for s in [*(s for srcs in DATA_SOURCES.values() for s in srcs.values()), *LIST_SOURCES.values()]
+    if s["download"]
+}
+# a list given as a `local` copy is used in place: the job reading it checks its sha256 first
+LOCAL_LISTS = {k: s for k, s in LIST_SOURCES.items() if s["local"]}
 EXTRACTS = {
     s["path"]: s for srcs in DATA_SOURCES.values() for s in srcs.values() if s["archive"] and s["path"] != s["local"]
 }
@@ -24,13 +33,17 @@ REAL_INPUTS = {
         **{role: s["path"] for role, s in DATA_SOURCES[d].items() if not role.startswith("masks_")},
         **({"label_maps": f"results/data/masks/{d}/label_maps.csv"} if c.get("masks") else {}),
         **({"check": f"results/data/manual/{d}.json"} if c["kind"] in realdata.MANUAL_KINDS else {}),
-        **({"list": c["list"]} if c.get("list") else {}),
+        **({"list": LIST_SOURCES[f"datasets.{d}.list"]["path"]} if c.get("list") else {}),
     }
     for d, c in config["datasets"].items()
 }
-REDUCED = {realdata.fraction_id(f): list(v) for f, v in (config["split"].get("reduced_lists") or {}).items()}
+REDUCED = {
+    realdata.fraction_id(f): [LIST_SOURCES[f"split.reduced_lists.{f}[{r}]"]["path"] for r in range(len(v))]
+    for f, v in (config["split"].get("reduced_lists") or {}).items()
+}
 REDUCED_FILES = {f: [f"results/data/splits/reduced/{f}/rep{r}.csv" for r in range(len(v))] for f, v in REDUCED.items()}
 TESTSET_SOURCES = {t: testset_source(SimpleNamespace(test_set=t)) for t in TESTSETS}
+EXPECTED = realdata.expected_counts(config)
 
 
 rule make_toyderm:
@@ -167,7 +180,7 @@ rule index_isic:
         report="results/data/prepared/{dataset}.json",
     params:
         cfg=lambda w: config["datasets"][w.dataset],
-        specs=lambda w: DATA_SOURCES[w.dataset],
+        specs=lambda w: {**DATA_SOURCES[w.dataset], **local_lists(f"datasets.{w.dataset}.list")},
         seed=config["seed"],
         code=code_version("datasets", "realdata"),
     log:
@@ -195,7 +208,7 @@ rule index_manual:
         report="results/data/prepared/{dataset}.json",
     params:
         cfg=lambda w: config["datasets"][w.dataset],
-        specs={},
+        specs=lambda w: local_lists(f"datasets.{w.dataset}.list"),
         seed=config["seed"],
         code=code_version("datasets", "realdata", "phash"),
     log:
@@ -277,6 +290,7 @@ rule split:
         group_by=config["split"]["group_by"],
         seed=config["seed"],
         code=code_version("datasets"),
+        **local_list_param("split.lists."),
     log:
         "logs/data/split.log",
     benchmark:
@@ -300,6 +314,7 @@ rule reduced_split:
         csv="results/data/splits/reduced/{fraction}/rep{rep}.csv",
     params:
         code=code_version("datasets", "realdata"),
+        **local_list_param("split.reduced_lists."),
     log:
         "logs/data/reduced_split/{fraction}/rep{rep}.log",
     benchmark:
@@ -317,7 +332,8 @@ rule reduced_split:
 
 
 rule check_splits:
-    """Counts per part and class; fails on any training / test overlap (image id or lesion id)."""
+    """Counts per part and class; fails on any training / test overlap (image id or lesion id), and on a part
+    whose number of images differs from the study's (split.expected, testsets.<name>.expected)."""
     input:
         train="results/data/splits/train.csv",
         val="results/data/splits/val.csv",
@@ -330,6 +346,7 @@ rule check_splits:
     params:
         testsets=TESTSET_SOURCES,
         reduced=REDUCED_FILES,
+        expected=EXPECTED,
         code=code_version("datasets", "realdata"),
     log:
         "logs/data/check_splits.log",

@@ -18,6 +18,7 @@ import yaml
 
 from ganaug import datasets, realdata
 from ganaug.config_check import ConfigError, check_config
+from ganaug.design import counts
 from ganaug.downloads import ChecksumError
 from ganaug.io import InputError
 from http_server import FileServer
@@ -37,13 +38,31 @@ needs_splits = pytest.mark.skipif(
 )
 
 
-def shared_copy(rel: str) -> Path:
-    """The shared copy of a file of the authors' splits/ folder (its 1/4 subsets are kept as reduced-1_4/)."""
+# the authors' folder of each real fraction (splits/percentages/); the shared folder holds only 1/4's
+FRACTION_FOLDERS = {"1/16": "0_0625", "1/8": "0_125", "1/4": "0_25", "1/2": "0_5"}
+# the real subsets' sizes: round(fraction x class count), half to even, of 11,684 benign + 3,121 melanoma
+REDUCED_SIZES = {"1/16": 730 + 195, "1/8": 1460 + 390, "1/4": 2921 + 780, "1/2": 5842 + 1560}
+
+
+def shared_copy(rel: str) -> Path | None:
+    """The shared copy of a file of the authors' splits/ folder (its 1/4 subsets are kept as reduced-1_4/);
+    None for the other fractions' subsets, which the shared folder does not hold."""
+    if rel.startswith("percentages/") and not rel.startswith("percentages/0_25/"):
+        return None
     return SPLITS / re.sub(r"^percentages/0_25/", "reduced-1_4/", rel)
 
 
 def paper_config() -> dict:
     return yaml.safe_load(PAPER.read_text())
+
+
+def shared_paper_config() -> dict:
+    """config/paper.yaml with only the lists the shared folder holds (the 1/4 subsets of the real fractions;
+    the others' sha256s: test_paper_reduced_lists_of_every_fraction)."""
+    cfg = paper_config()
+    cfg["split"]["reduced_lists"] = {"1/4": cfg["split"]["reduced_lists"]["1/4"]}
+    cfg["split"]["expected"] = {k: v for k, v in cfg["split"]["expected"].items() if "/" not in k or k == "1/4"}
+    return cfg
 
 
 def paper_files(cfg: dict) -> dict[str, dict]:
@@ -55,7 +74,7 @@ def paper_files(cfg: dict) -> dict[str, dict]:
 def served(tmp_path):
     """The shared copies served at /splits/<path in the authors' repository>; a paper config pointing at them
     with its downloads under tmp_path."""
-    cfg = paper_config()
+    cfg = shared_paper_config()
     files = {f"/splits/{e['file']}": shared_copy(e["file"]).read_bytes() for e in paper_files(cfg).values()}
     server = FileServer(files)
     cfg["split"]["list_source"] = {"base_url": f"{server.url}/splits", "data_dir": str(tmp_path / "lists")}
@@ -76,7 +95,8 @@ def test_paper_config_uses_the_authors_lists_by_default():
         "split.lists.train": "isic2019-full-train-pool.csv",
         "split.lists.val": "isic2019-val.csv",
         "split.lists.test": "testsets/isic2019-test.csv",
-        **{f"split.reduced_lists.1/4[{r}]": f"percentages/0_25/train_{r}.csv" for r in range(10)},
+        **{f"split.reduced_lists.{f}[{r}]": f"percentages/{d}/train_{r}.csv"
+           for f, d in FRACTION_FOLDERS.items() for r in range(10)},
         "datasets.isic2020.list": "testsets/isic2020-subset-test.csv",
         "datasets.derm7pt_derm.list": "testsets/derm7pt_dermato.csv",
         "datasets.derm7pt_clinic.list": "testsets/derm7pt_clinical.csv",
@@ -94,7 +114,8 @@ def test_paper_config_uses_the_authors_lists_by_default():
         "train": {"images": 14805, "key": "split.expected.train"},
         "val": {"images": 1931, "key": "split.expected.val"},
         "test": {"images": 3863, "key": "split.expected.test"},
-        "reduced:1-4": {"images": 3701, "key": "split.expected.1/4"},
+        **{f"reduced:{f.replace('/', '-')}": {"images": n, "key": f"split.expected.{f}"}
+           for f, n in REDUCED_SIZES.items()},
         "testset:isic19": {"images": 3863, "key": "testsets.isic19.expected"},
         "testset:isic20": {"images": 1743, "key": "testsets.isic20.expected"},
         "testset:derm7pt_derm": {"images": 872, "key": "testsets.derm7pt_derm.expected"},
@@ -121,9 +142,25 @@ def test_split_description_from_the_config_alone(tmp_path, monkeypatch):
 @needs_splits
 def test_paper_sha256s_match_the_shared_copies():
     """The sha256 recorded in config/paper.yaml of each list = that of the unchanged copy in the shared folder."""
+    checked = 0
     for key, e in paper_files(paper_config()).items():
+        if shared_copy(e["file"]) is None:
+            continue
         got = hashlib.sha256(shared_copy(e["file"]).read_bytes()).hexdigest()
         assert got == e["sha256"], f"{key}: {e['file']} has sha256 {got}, config/paper.yaml says {e['sha256']}"
+        checked += 1
+    assert checked == 17  # 3 parts, 10 quarters, 4 test sets
+
+
+def test_paper_reduced_lists_of_every_fraction():
+    """The real subsets of 1/16, 1/8, 1/4 and 1/2 (the anonymization groups): ten distinct files per fraction,
+    replicate r at train_r.csv of the authors' folder, and the expected size the design's counts give."""
+    split = paper_config()["split"]
+    assert set(split["reduced_lists"]) == set(FRACTION_FOLDERS)
+    for f, entries in split["reduced_lists"].items():
+        assert [e["file"] for e in entries] == [f"percentages/{FRACTION_FOLDERS[f]}/train_{r}.csv" for r in range(10)]
+        assert len({e["sha256"] for e in entries}) == 10
+        assert split["expected"][f] == REDUCED_SIZES[f] == sum(counts(f"{f}:0", {0: 11684, 1: 3121})["real"].values())
 
 
 # --- download (FileServer) -> import -> the study's counts ---------------------------------------------
@@ -247,7 +284,7 @@ def test_mirror_and_local_copies_of_the_lists(tmp_path):
     """split.list_source.mirror / local: a folder holding the files at their paths in the repository (here a
     copy of the shared folder laid out as the repository), checked by the same sha256s."""
     clone = tmp_path / "clone" / "splits"
-    cfg = paper_config()
+    cfg = shared_paper_config()
     for e in paper_files(cfg).values():
         (clone / e["file"]).parent.mkdir(parents=True, exist_ok=True)
         (clone / e["file"]).write_bytes(shared_copy(e["file"]).read_bytes())
@@ -298,6 +335,7 @@ def test_config_check_names_the_list_and_expected_keys(tmp_path):
     with pytest.raises(ConfigError, match=r"split\.lists\.val\.sha256: '12' is not 64 hex digits"):
         check_config(cfg, workdir=tmp_path, deep=False)
     cfg = paper_config()
+    del cfg["split"]["reduced_lists"]["1/8"]
     cfg["split"]["expected"]["1/8"] = 1850
     cfg["datasets"]["dermofit"]["list"] = "nowhere/dermofit.csv"
     with pytest.raises(ConfigError) as e:
@@ -327,19 +365,22 @@ def test_paper_dry_run_downloads_the_lists_and_uses_them_per_replicate(tmp_path)
     assert split[1:] == [f"{raw}/isic2019-full-train-pool.csv", f"{raw}/isic2019-val.csv",
                          f"{raw}/testsets/isic2019-test.csv"]
     reduced = {j["output"]: j["input"].split(", ") for j in _jobs(out, "reduced_split")}
+    fid = {f: f.replace("/", "-") for f in FRACTION_FOLDERS}
     assert reduced == {
-        f"results/data/splits/reduced/1-4/rep{r}.csv": ["results/data/splits/train.csv",
-                                                        f"{raw}/percentages/0_25/train_{r}.csv"]
-        for r in range(10)
+        f"results/data/splits/reduced/{fid[f]}/rep{r}.csv": ["results/data/splits/train.csv",
+                                                            f"{raw}/percentages/{d}/train_{r}.csv"]
+        for f, d in FRACTION_FOLDERS.items() for r in range(10)
     }
-    # every 1/4:* experiment's replicate r reads the authors' quarter r; no other fraction reads one
+    # every 1/x:* experiment's replicate r reads the authors' subset r of its fraction; 1:* experiments none
     trainsets = {j["output"]: j["input"].split(", ") for j in _jobs(out, "build_trainset")}
-    quarter = {k: v for k, v in trainsets.items() if re.search(r"/1-4x", k)}
-    assert len(quarter) == 3 * 10
+    for f in FRACTION_FOLDERS:
+        assert len([k for k in trainsets if f"/{fid[f]}x" in k]) == (2 if f == "1/2" else 3) * 10
     for out_csv, inputs in trainsets.items():
         rep = int(re.search(r"rep(\d+)\.csv$", out_csv).group(1))
-        want = f"results/data/splits/reduced/1-4/rep{rep}.csv"
-        assert (want in inputs) == (out_csv in quarter), (out_csv, inputs)
+        frac = next((f for f in FRACTION_FOLDERS if f"/{fid[f]}x" in out_csv), None)
+        lists = [i for i in inputs if i.startswith("results/data/splits/reduced/")]
+        assert lists == ([] if frac is None else [f"results/data/splits/reduced/{fid[frac]}/rep{rep}.csv"]), \
+            (out_csv, inputs)
     index = {j["output"].split(", ")[0]: j["input"] for j in _jobs(out, "index_\\w+")}
     assert f"{raw}/testsets/isic2020-subset-test.csv" in index["results/data/prepared/isic2020.csv"]
     assert f"{raw}/testsets/dermofit.csv" in index["results/data/prepared/dermofit.csv"]

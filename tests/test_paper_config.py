@@ -87,3 +87,17 @@ def test_classifier_protocol_of_section_3_2():
 def test_test_sets_of_table_3():
     assert set(PAPER["testsets"]) == {"isic19", "isic20", "derm7pt_derm", "derm7pt_clinic", "dermofit"}
     assert PAPER["testsets"]["isic19"] == {**PAPER["testsets"]["isic19"], "split": "test"}
+
+
+def test_the_study_summary_a_dry_run_prints(experiments):
+    """What `snakemake -n --configfile config/paper.yaml` prints before the jobs (workflow/rules/common.smk)."""
+    from ganaug.summary import study_summary
+
+    text = study_summary(PAPER, experiments)
+    for words in ("16 augmentation + 13 anonymization experiments = 27 distinct (1:0, 1:1 sgn in both)",
+                  "x 10 replicates = 270 classifier trainings", "published lists",
+                  "0ee27b93d7d14716a1cf1a9b229cfe07a3f21f88", "train 14,805, val 1,931, test 3,863",
+                  "stylegan2 10,000 kimg (675.4 epochs of 14,805 images)", "pgan 15,000 kimg", "pix2pixhd 1,297 kimg",
+                  "spade 1,037.6 kimg", "FID on inception features", "pretrainedmodels:inceptionv4 pretrained",
+                  "TTA 50"):
+        assert words in text, (words, text)

@@ -21,6 +21,10 @@ try:
     EXPERIMENTS = check_config(config, workdir=Path.cwd(), deep=workflow.is_main_process)
 except ConfigError as e:
     raise ValueError(f"invalid configuration: {e}") from None
+if workflow.is_main_process:  # the study as it will run, before anything runs (a dry run shows it too)
+    from ganaug.summary import study_summary
+
+    logger.info(f"ganaug study\n{study_summary(config, list(EXPERIMENTS.values()))}")
 
 EXPERIMENT_IDS = list(EXPERIMENTS)
 REPLICATES = list(range(config["replicates"]))

@@ -1,5 +1,3 @@
-import os
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -7,17 +5,7 @@ import pytest
 
 from ganaug import datasets
 from ganaug.io import InputError
-
-# The shared folder lies beside the checkout (here and in CI).
-SPLITS = Path(
-    os.environ.get(
-        "GANAUG_AUTHORS_SPLITS", Path(__file__).resolve().parents[2] / "shared" / "reference" / "authors-splits"
-    )
-)
-needs_splits = pytest.mark.skipif(
-    not (SPLITS / "isic2019-val.csv").exists(),
-    reason=f"the authors' published split lists are not at {SPLITS} (set GANAUG_AUTHORS_SPLITS)",
-)
+from authors_splits import SPLITS, needs_splits
 
 
 def _index(n_ben, n_mel, groups_of_two=0, seed=0):

@@ -5,7 +5,6 @@ the real download code, checked by sha256, imported, and checked against the cou
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import subprocess
 import sys
@@ -21,21 +20,12 @@ from ganaug.config_check import ConfigError, check_config
 from ganaug.design import counts
 from ganaug.downloads import ChecksumError
 from ganaug.io import InputError
+from authors_splits import SPLITS, needs_splits
 from http_server import FileServer
 
 REPO = Path(__file__).resolve().parents[1]
 PAPER = REPO / "config" / "paper.yaml"
 COMMIT = "0ee27b93d7d14716a1cf1a9b229cfe07a3f21f88"
-# The shared folder lies beside the checkout (here and in CI), as for tests/test_datasets.py.
-SPLITS = Path(
-    os.environ.get(
-        "GANAUG_AUTHORS_SPLITS", Path(__file__).resolve().parents[2] / "shared" / "reference" / "authors-splits"
-    )
-)
-needs_splits = pytest.mark.skipif(
-    not (SPLITS / "isic2019-val.csv").exists(),
-    reason=f"the authors' published split lists are not at {SPLITS} (set GANAUG_AUTHORS_SPLITS)",
-)
 
 
 # the authors' folder of each real fraction (splits/percentages/); the shared folder holds only 1/4's

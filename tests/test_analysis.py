@@ -245,5 +245,15 @@ def test_write_stats_tables(tmp_path, fake_runs):
         assert (tmp_path / "tables" / f"augmentation_derm7pt.{ext}").stat().st_size > 0
     md = (tmp_path / "tables" / "augmentation_isic19_test.md").read_text()
     assert "1:1/2 sgn bst" in md and "(baseline)" in md
+    # with the design table, the tables say how many synthetic images each train set holds
+    ids = [e["id"] for e in EXPERIMENTS]
+    pd.DataFrame({"experiment": ids, "synthetic_benign": range(len(ids)), "synthetic_melanoma": 7,
+                  "asked_synthetic_benign": 1, "asked_synthetic_melanoma": 7}).to_csv(tmp_path / "d.csv", index=False)
+    write_stats(tmp_path / "auc.csv", experiments, tmp_path / "stats.csv", tmp_path / "tables", n_boot=200,
+                seed=1, design_csv=tmp_path / "d.csv")
+    table = pd.read_csv(tmp_path / "tables" / "augmentation_isic19_test.csv")
+    got = dict(zip(table["Experiment"], table["Synthetic (benign + melanoma)"]))
+    labels = [e["label"] for e in EXPERIMENTS]
+    assert got[labels[1]] == "1 + 7" and got[labels[2]] == "2 + 7 of 1 + 7"  # not what was asked: says so
     with pytest.raises(InputError, match="AUC table not found"):
         write_stats(tmp_path / "none.csv", experiments, tmp_path / "s.csv", tmp_path / "t")

@@ -454,13 +454,16 @@ def ci_note(coverage: float, level: float, n: int) -> str:
     return f"({coverage * 100:.3g}% CI: n={int(n)} too small for {level * 100:g}%)"
 
 
-def summary_table(stats_df: pd.DataFrame, application: str, test_set: str, digits: int = 3) -> pd.DataFrame:
+def summary_table(stats_df: pd.DataFrame, application: str, test_set: str, digits: int = 3,
+                  synthetic: Mapping[str, str] | None = None) -> pd.DataFrame:
     """Paper layout for one figure: one row per experiment (design order, paper labels), string columns
     Experiment, [Baseline, when the figure compares with more than one baseline], n, AUC (mean ± sd
     over replicates), ΔAUC (mean paired difference to the baseline), '95% CI (signed-rank)' (the interval
     that inverts the Wilcoxon test, ``ci_low``/``ci_high``; when it cannot reach the nominal level, e.g.
     3 pairs, the widest one with a note such as '(75% CI: n=3 too small for 95%)'), p (Holm) (adjusted p,
-    '*' when significant). A baseline row shows '(baseline)' in the ΔAUC column."""
+    '*' when significant). A baseline row shows '(baseline)' in the ΔAUC column. synthetic: optional
+    experiment id -> the synthetic images its train set holds (``synthetic_counts``), shown as column
+    'Synthetic (benign + melanoma)' after the experiment."""
     need = ["application", "test_set", "experiment", "label", "baseline", "baseline_label", "n_pairs",
             "mean_auc", "sd_auc", "mean_diff", "ci_low", "ci_high", "p_adjusted", "significant"]
     missing = [c for c in need if c not in stats_df.columns]
@@ -489,6 +492,8 @@ def summary_table(stats_df: pd.DataFrame, application: str, test_set: str, digit
             ci += f" {note}" if note else ""
         p = "" if own else _fmt_p(r["p_adjusted"]) + ("*" if r["significant"] else "")
         row = {"Experiment": r["label"]}
+        if synthetic is not None:
+            row["Synthetic (benign + melanoma)"] = synthetic.get(r["experiment"], "")
         if show_base:
             row["Baseline"] = "" if own else r["baseline_label"]
         n = int(r["n_replicates"]) if "n_replicates" in r else int(r["n_pairs"])
@@ -538,10 +543,29 @@ def to_latex(df: pd.DataFrame, caption: str | None = None, label: str | None = N
     return "\n".join(head + body + [r"\end{table}"]) + "\n"
 
 
+def synthetic_counts(design_csv) -> dict[str, str]:
+    """experiment id -> '5,842 + 1,560' (synthetic benign + melanoma of its train set) from the design table
+    (ganaug.trainsets.design_table), with what the ratio asked for where it got fewer, e.g. '2,074 + 520 of
+    5,842 + 1,560' (a mask-to-image GAN with fewer label maps than asked)."""
+    design = pd.read_csv(design_csv)
+    need = ["experiment", "synthetic_benign", "synthetic_melanoma", "asked_synthetic_benign",
+            "asked_synthetic_melanoma"]
+    missing = [c for c in need if c not in design.columns]
+    if missing:
+        raise InputError(f"{design_csv}: missing column(s) {missing}")
+    out = {}
+    for r in design.drop_duplicates("experiment").itertuples(index=False):
+        got = f"{r.synthetic_benign:,} + {r.synthetic_melanoma:,}"
+        asked = f"{r.asked_synthetic_benign:,} + {r.asked_synthetic_melanoma:,}"
+        out[r.experiment] = got if got == asked else f"{got} of {asked}"
+    return out
+
+
 def write_stats(auc_csv, experiments, out_csv, tables_dir, n_boot: int = 10000, seed: int = 0,
-                alpha: float = 0.05) -> pd.DataFrame:
+                alpha: float = 0.05, design_csv=None) -> pd.DataFrame:
     """results/stats.csv from the AUC table, and one paper-style table per figure (application x test
-    set) in tables_dir as {application}_{test_set}.csv / .md / .tex."""
+    set) in tables_dir as {application}_{test_set}.csv / .md / .tex; with the design table, the tables
+    say how many synthetic images each experiment's train set holds."""
     from .io import write_csv, write_text
 
     auc_csv = Path(auc_csv)
@@ -551,8 +575,9 @@ def write_stats(auc_csv, experiments, out_csv, tables_dir, n_boot: int = 10000, 
                          source=str(auc_csv))
     write_csv(out_csv, stats)
     tables_dir = Path(tables_dir)
+    synthetic = None if design_csv is None else synthetic_counts(design_csv)
     for (app, test_set), _ in stats.groupby(["application", "test_set"], sort=False):
-        table = summary_table(stats, app, test_set)
+        table = summary_table(stats, app, test_set, synthetic=synthetic)
         stem = tables_dir / f"{app}_{test_set}"
         write_csv(stem.with_suffix(".csv"), table)
         write_text(stem.with_suffix(".md"), f"**{app}, test set {test_set}**\n\n" + to_markdown(table))
@@ -563,6 +588,6 @@ def write_stats(auc_csv, experiments, out_csv, tables_dir, n_boot: int = 10000, 
 
 __all__ = [
     "EXACT_MAX_N", "STATS_COLUMNS", "auc_ci", "bootstrap_mean_ci", "ci_note", "delong_auc_variance", "holm",
-    "latex_escape", "midranks", "paired_stats", "signed_rank_interval", "signed_rank_null", "summary_table",
+    "latex_escape", "midranks", "paired_stats", "signed_rank_interval", "signed_rank_null", "summary_table", "synthetic_counts",
     "t_interval", "to_latex", "to_markdown", "walsh_averages", "wilcoxon_signed_rank", "write_stats",
 ]

@@ -29,6 +29,7 @@ rule stats:
     """Every experiment against its baseline, paired by replicate: difference, Wilcoxon with its interval, Holm."""
     input:
         auc="results/auc.csv",
+        design="results/tables/design.csv",
     output:
         stats=report("results/stats.csv", caption="../report/stats.rst", category="Results"),
         tables=[

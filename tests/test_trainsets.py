@@ -120,7 +120,9 @@ def test_design_table_counts_what_the_train_sets_hold(tmp_path):
     p2p = table[table["label"] == "1:1/2 p2p"].iloc[0]
     assert (p2p["real_benign"], p2p["real_melanoma"], p2p["synthetic_benign"], p2p["synthetic_melanoma"],
             p2p["asked_synthetic_benign"], p2p["asked_synthetic_melanoma"]) == (40, 12, 8, 3, 20, 6)
+    assert (p2p["gan"], p2p["sampling"]) == ("pix2pixhd", "random")
     half = table[table["label"] == "1/2:0"].iloc[0]
+    assert (half["gan"], half["sampling"]) == ("", "")
     assert (half["real_benign"], half["real_melanoma"], half["synthetic_benign"]) == (20, 6, 0)
     assert set(table["baseline"]) == {"1:0"}
     with pytest.raises(InputError, match="no train set"):

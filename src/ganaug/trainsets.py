@@ -185,7 +185,7 @@ def design_table(experiments: list[Experiment], train_csv, trainset_csvs: dict) 
             "application": r["application"], "position": r["position"], "experiment": r["id"],
             "label": r["label"], "group": r["group"], "baseline": by_id[r["baseline_id"]].label
             if r["baseline_id"] in by_id else r["baseline_id"], "ratio": r["ratio"],
-            "gan": r["gan"] or "", "sampling": r["sampling"] or "",
+            "gan": by_id[r["id"]].gan or "", "sampling": by_id[r["id"]].sampling or "",
             "real_benign": int(n.get(("real", 0), 0)), "real_melanoma": int(n.get(("real", 1), 0)),
             "synthetic_benign": int(n.get(("synthetic", 0), 0)),
             "synthetic_melanoma": int(n.get(("synthetic", 1), 0)),

@@ -191,6 +191,27 @@ def test_experiment_dict_round_trip():
         Experiment.from_dict({"id": "x"})
 
 
+def test_data_dict_holds_what_decides_the_data_only():
+    """The params of the sampling and train-set rules: an experiment shown in another figure, group or
+    position has the same data_dict (so it re-runs nothing), and it rebuilds an Experiment that samples
+    the same way (ratio, gan, sampling, seed)."""
+    from ganaug.design import Experiment
+
+    a = {e.id: e for e in build_experiments(_cfg())}
+    moved = _cfg()
+    for app in moved:
+        moved[app] = [dict(e, group="elsewhere") if isinstance(e, dict) else e for e in reversed(moved[app])]
+    moved["anonymization"] = moved["anonymization"] + [{"ratio": "1:0", "group": "1"}]
+    b = {e.id: e for e in build_experiments(moved)}
+    for eid, e in a.items():
+        assert e.data_dict() == b[eid].data_dict()
+        assert e.to_dict() != b[eid].to_dict()  # the figure layout did change
+        back = Experiment.from_dict(e.data_dict())
+        assert (back.id, back.ratio, back.gan, back.sampling, back.label) == (e.id, e.ratio, e.gan, e.sampling,
+                                                                             e.label)
+        assert synthetic_seed(back, 7) == synthetic_seed(e, 7)
+
+
 def test_build_trainset_uses_the_authors_real_subset(tmp_path):
     """split.reduced_lists: replicate r's real quarter is the published list r, not a seeded draw."""
     from ganaug.trainsets import build_trainset

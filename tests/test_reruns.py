@@ -96,7 +96,8 @@ def test_changed_gan_config_re_runs_that_gan_and_what_uses_its_pool(study, tmp_p
     expected = {
         "train_gan": 1, "select_checkpoint": 1, "generate_pool": 1, "hash_pool": 1, "score_pool": 1,
         "sample_synthetic": 1, "build_trainset": 2, "train_classifier": 2, "evaluate": 1,
-        "gan_table": 1, "audit": 4, "audit_table": 1, "aggregate": 1, "stats": 1, "plot_figures": 1, "all": 1,
+        "gan_table": 1, "audit": 4, "audit_table": 1, "design_table": 1, "aggregate": 1, "stats": 1,
+        "plot_figures": 1, "all": 1,
     }
     assert counts == expected, reasons(out)
     listed = jobs(out)
@@ -117,13 +118,27 @@ def test_added_sampling_method_runs_only_the_new_experiment(study, tmp_path):
     counts, out = scheduled(study, cfg, tmp_path)
     expected = {
         "sample_synthetic": 1, "build_trainset": 2, "train_classifier": 2, "evaluate": 1,
-        "audit": 1, "audit_table": 1, "aggregate": 1, "stats": 1, "plot_figures": 1, "all": 1,
+        "audit": 1, "audit_table": 1, "design_table": 1, "aggregate": 1, "stats": 1, "plot_figures": 1, "all": 1,
     }
     assert counts == expected, reasons(out)
     listed = jobs(out)
     experiments = {w.split(",")[0] for r, w in listed if w.startswith("experiment=")}
     assert experiments == {"experiment=1x1-2_sgn_bst"}, listed
     assert ("audit", "gan=stylegan2") in listed
+
+
+def test_changed_figure_layout_re_runs_no_sampling_or_training(study, tmp_path):
+    """Experiments shown in another figure, in another order, in another group (here: 1:1/2 sgn div and
+    the baseline also in the anonymization figure, as the paper's 1:1 and 1:0, and the augmentation order
+    reversed): their data and runs do not change, so only the AUC table, statistics, figures and the design
+    table are made again -- no sample, train set, classifier or evaluation."""
+    cfg = copy.deepcopy(TINY)
+    aug = cfg["experiments"]["augmentation"]
+    cfg["experiments"]["augmentation"] = [dict(e, group=f"{e['group']} (moved)") for e in reversed(aug)]
+    cfg["experiments"]["anonymization"] += [dict(aug[1], group="1"), {"ratio": "1:0", "group": "1"}]
+    counts, out = scheduled(study, cfg, tmp_path)
+    expected = {"design_table": 1, "aggregate": 1, "stats": 1, "plot_figures": 1, "all": 1}
+    assert counts == expected, reasons(out)
 
 
 def test_added_test_set_evaluates_every_experiment_on_it(study, tmp_path):
@@ -171,7 +186,8 @@ def test_edited_classifier_code_re_runs_what_uses_classifiers(study, tmp_path, e
     expected = {
         "train_ancillary": 1, "select_checkpoint": 4, "generate_pool": 4, "hash_pool": 4, "score_pool": 4,
         "sample_synthetic": 3, "build_trainset": 6, "train_classifier": 10, "evaluate": 5,
-        "gan_table": 1, "audit": 4, "audit_table": 1, "aggregate": 1, "stats": 1, "plot_figures": 1, "all": 1,
+        "gan_table": 1, "audit": 4, "audit_table": 1, "design_table": 1, "aggregate": 1, "stats": 1,
+        "plot_figures": 1, "all": 1,
     }
     assert counts == expected, reasons(out)
 
@@ -206,5 +222,6 @@ def test_edited_gan_code_re_runs_that_gan_only(study, tmp_path, edited_src):
     assert counts == {
         "train_gan": 1, "select_checkpoint": 1, "generate_pool": 1, "hash_pool": 1, "score_pool": 1,
         "sample_synthetic": 1, "build_trainset": 2, "train_classifier": 2, "evaluate": 1,
-        "gan_table": 1, "audit": 4, "audit_table": 1, "aggregate": 1, "stats": 1, "plot_figures": 1, "all": 1,
+        "gan_table": 1, "audit": 4, "audit_table": 1, "design_table": 1, "aggregate": 1, "stats": 1,
+        "plot_figures": 1, "all": 1,
     }, reasons(out)

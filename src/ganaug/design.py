@@ -181,17 +181,28 @@ class Experiment:
             "groups": dict(self.groups), "baselines": dict(self.baselines), "positions": dict(self.positions),
         }
 
+    def data_dict(self) -> dict:
+        """What decides the experiment's train sets (ratio, GAN, sampling), without where the figures show
+        it (applications, group, baseline, position): the params of the rules that build its data, so that
+        a change of figure layout (an experiment added to the anonymization figure, a new order) re-runs no
+        sampling and no training. ``from_dict`` rebuilds an Experiment from it."""
+        d = self.to_dict()
+        return {k: d[k] for k in ("id", "ratio", "real", "synth_benign", "synth_melanoma", "gan", "sampling",
+                                  "label")}
+
     @classmethod
     def from_dict(cls, d: dict) -> Experiment:
-        """Inverse of to_dict (e.g. for Snakemake params, which must be plain data)."""
+        """Inverse of to_dict (e.g. for Snakemake params, which must be plain data); also takes a
+        ``data_dict`` (no applications, groups or baselines)."""
         try:
             ratio = Ratio(Fraction(d["real"]), Fraction(d["synth_benign"]), Fraction(d["synth_melanoma"]))
-            apps = tuple(d["applications"])
+            apps = tuple(d.get("applications") or ())
+            group, baseline = d.get("group", ""), d.get("baseline_id", "")
             return cls(
                 id=d["id"], applications=apps, ratio_text=d["ratio"], ratio=ratio, gan=d.get("gan"),
-                sampling=d.get("sampling"), group=d["group"], label=d["label"], baseline_id=d["baseline_id"],
-                groups=dict(d.get("groups") or {apps[0]: d["group"]}),
-                baselines=dict(d.get("baselines") or {apps[0]: d["baseline_id"]}),
+                sampling=d.get("sampling"), group=group, label=d["label"], baseline_id=baseline,
+                groups=dict(d.get("groups") or ({apps[0]: group} if apps else {})),
+                baselines=dict(d.get("baselines") or ({apps[0]: baseline} if apps else {})),
                 positions=dict(d.get("positions") or {}),
             )
         except (KeyError, TypeError, ValueError, IndexError) as e:

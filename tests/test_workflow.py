@@ -40,8 +40,11 @@ TINY = {
     "fid": {"n_images": 64, "noise_seeds": 2, "grid_per_class": 2},
     "pool": {"n_per_class": 150, "shard_size": 100},
     "sampling": {"diverse_threshold": 2},
-    "classifier": {"model": "timm:test_resnet", "cache_size": 16, "input_size": 16, "epochs": 2, "tta": 2,
-                   "early_stopping_patience": 2, "batch_size": 16},
+    # the built-in ResNet: no job imports timm (about 2 s of CPU each, ~30 jobs here and in test_slurm)
+    "classifier": {"model": "ganaug:resnet", "model_kwargs": {"channels": [8, 16], "layers": [1, 1],
+                                                              "stem_width": 8},
+                   "cache_size": 16, "input_size": 16, "epochs": 2, "tta": 2, "early_stopping_patience": 2,
+                   "batch_size": 16},
     "ancillary": {"epochs": 2},
     "experiments": {
         "augmentation": [

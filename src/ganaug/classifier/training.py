@@ -48,6 +48,7 @@ from ..metrics import roc_auc
 from ..progress import Progress
 from .augment import BatchAugment, augment_config, keyed_uniforms, mix64, normalise_only
 from .models import IMAGENET_MEAN, IMAGENET_STD, ModelInfo, create_classifier
+from .optim import SGD, ReduceLROnPlateau
 
 DEFAULTS = {
     "model": "timm:test_resnet",
@@ -345,10 +346,9 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     model.to(device)
     if cfg["channels_last"]:
         model.to(memory_format=torch.channels_last)
-    opt = torch.optim.SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"],
-                          weight_decay=cfg["weight_decay"])
-    sched = torch.optim.lr_scheduler.ReduceLROnPlateau(opt, mode="min", factor=cfg["plateau_factor"],
-                                                       patience=cfg["plateau_patience"], min_lr=cfg["min_lr"])
+    opt = SGD(model.parameters(), lr=cfg["lr"], momentum=cfg["momentum"], weight_decay=cfg["weight_decay"])
+    sched = ReduceLROnPlateau(opt, factor=cfg["plateau_factor"], patience=cfg["plateau_patience"],
+                              min_lr=cfg["min_lr"])
     augment = BatchAugment(cfg["augment"], info.mean, info.std, input_size)
     gen_data = torch.Generator().manual_seed(seed_from(seed, "data-order"))
     gen_aug = torch.Generator().manual_seed(seed_from(seed, "augment"))
@@ -398,7 +398,7 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     while state["epoch"] < cfg["epochs"] and not state["stopped_early"]:
         t0 = time.perf_counter()
         epoch = state["epoch"] + 1
-        lr = opt.param_groups[0]["lr"]
+        lr = opt.lr
         order = _epoch_order(gen_data, labels_cpu, cfg["balanced_batches"], keys,
                              seed_from(seed, "data-order", epoch))
         aug_keys = (None if keys is None else

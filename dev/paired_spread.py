@@ -1,38 +1,32 @@
-"""The spread of the paired differences of a study: for every comparison (application, test set, experiment
-vs its baseline), the standard deviation over replicates of d_r = AUC(experiment, r) - AUC(baseline, r).
-Common random numbers (classifier.common_random_numbers) should make it smaller: compare two runs of one
-study, with the switch on and off.
+"""The spread of the paired differences of a study: for every comparison (experiment vs its baseline, per test
+set), the standard deviation over replicates of d_r = AUC(experiment, r) - AUC(baseline, r). Common random
+numbers (classifier.common_random_numbers) should make it smaller: compare two runs of one study, with the
+switch on and off. The pairs are the workflow's own (the baseline column of results/stats.csv).
 
-    python dev/paired_spread.py results/auc.csv [other/results/auc.csv ...]
+    python dev/paired_spread.py results [other/results ...]
 """
 
 import sys
+from pathlib import Path
 
 import pandas as pd
 
 
-def paired_spread(auc_csv) -> pd.DataFrame:
-    """One row per comparison (experiment, baseline, test set): application, n, sd_diff, sd_experiment."""
-    from ganaug.design import BASELINE_ID, Ratio, experiment_id, parse_ratio
-
-    auc = pd.read_csv(auc_csv)
-    wide = auc.drop_duplicates(["experiment", "test_set", "replicate"]).pivot_table(
-        index=["test_set", "replicate"], columns="experiment", values="auc")
-    rows = []
-    for (app, exp), _ in auc.groupby(["application", "experiment"], sort=False):
-        ratio = parse_ratio(auc.loc[auc["experiment"] == exp, "label"].iloc[0].split(" ")[0])
-        base = BASELINE_ID  # as ganaug.design.build_experiments: 1/x:0 for anonymization with real 1/x
-        same_real = experiment_id(Ratio(ratio.real, 0, 0))
-        if app == "anonymization" and ratio.real > 0 and same_real in wide.columns and same_real != exp:
-            base = same_real
-        if base == exp:
-            continue
-        for test_set, sub in wide.groupby(level="test_set"):
-            d = sub[exp] - sub[base]
-            rows.append({"application": app, "test_set": test_set, "experiment": exp, "baseline": base,
-                         "n": int(d.notna().sum()), "sd_diff": d.std(ddof=1), "sd_experiment": sub[exp].std(ddof=1)})
+def paired_spread(results) -> pd.DataFrame:
+    """One row per comparison (experiment, baseline, test set): n, sd_diff, sd_experiment."""
+    results = Path(results)
+    auc = pd.read_csv(results / "auc.csv").drop_duplicates(["experiment", "test_set", "replicate"])
+    wide = auc.pivot_table(index=["test_set", "replicate"], columns="experiment", values="auc")
+    pairs = pd.read_csv(results / "stats.csv")[["experiment", "baseline", "test_set"]]
     # 1:1 sgn is compared with 1:0 in both figures: count each comparison once
-    return pd.DataFrame(rows).drop_duplicates(["experiment", "baseline", "test_set"])
+    pairs = pairs[pairs["experiment"] != pairs["baseline"]].drop_duplicates()
+    rows = []
+    for p in pairs.itertuples(index=False):
+        sub = wide.xs(p.test_set, level="test_set")
+        d = sub[p.experiment] - sub[p.baseline]
+        rows.append({"experiment": p.experiment, "baseline": p.baseline, "test_set": p.test_set,
+                     "n": int(d.notna().sum()), "sd_diff": d.std(ddof=1), "sd_experiment": sub[p.experiment].std(ddof=1)})
+    return pd.DataFrame(rows)
 
 
 if __name__ == "__main__":

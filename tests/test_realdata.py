@@ -16,7 +16,10 @@ import pytest
 import yaml
 from PIL import Image
 
-from ganaug import datasets, realdata
+from ganaug import datasets
+from ganaug.data import (
+    derm7pt, dermofit, integrity, isic2019, isic2020, label_maps, manual, prepare, sources, splits,
+)
 from ganaug.io import InputError
 
 REPO = Path(__file__).resolve().parents[1]
@@ -30,7 +33,7 @@ needs_splits = pytest.mark.skipif(
     not (SPLITS / "isic2019-val.csv").exists(),
     reason=f"the authors' published split lists are not at {SPLITS} (set GANAUG_AUTHORS_SPLITS)",
 )
-CLASSES = list(realdata.ISIC2019_CLASSES)
+CLASSES = list(isic2019.ISIC2019_CLASSES)
 
 
 def _img(path: Path, seed: int, size=(12, 10), fmt=None, quality=90) -> np.ndarray:
@@ -114,7 +117,7 @@ def make_isic2019(root: Path) -> dict:
 
 def test_isic2019_index_filters_and_joins(tmp_path):
     rel = make_isic2019(tmp_path)
-    table = realdata.write_label_maps(
+    table = label_maps.write_label_maps(
         rel["task1"], rel["images"], tmp_path / "maps", tmp_path / "maps.csv", task2_dir=rel["task2"]
     )
     assert sorted(table["image_id"]) == [
@@ -122,7 +125,7 @@ def test_isic2019_index_filters_and_joins(tmp_path):
         "ISIC_0000013",
     ]  # 0003: aspect differs; 0099: no image
     report = {}
-    df = realdata.index_isic2019(
+    df = isic2019.index_isic2019(
         rel["ground_truth"],
         rel["images"],
         rel["metadata"],
@@ -156,17 +159,17 @@ def test_isic2019_bad_input_names_the_file(tmp_path):
     gt = pd.read_csv(rel["ground_truth"], dtype=str)
     gt.drop(columns=["VASC"]).to_csv(tmp_path / "nocol.csv", index=False)
     with pytest.raises(InputError, match=r"nocol\.csv.*VASC"):
-        realdata.index_isic2019(tmp_path / "nocol.csv", rel["images"])
+        isic2019.index_isic2019(tmp_path / "nocol.csv", rel["images"])
     two = gt.copy()
     two.loc[3, "MEL"] = "1.0"
     two.to_csv(tmp_path / "twohot.csv", index=False)
     with pytest.raises(InputError, match=r"twohot\.csv.*one-hot.*line\(s\) \[5\]"):
-        realdata.index_isic2019(tmp_path / "twohot.csv", rel["images"])
+        isic2019.index_isic2019(tmp_path / "twohot.csv", rel["images"])
     os.remove(next(Path(rel["images"]).rglob("ISIC_0000004.jpg")))
     with pytest.raises(
         InputError, match=r"GroundTruth\.csv: 1 of 10 listed image\(s\) are not in .*ISIC_0000004"
     ):
-        realdata.index_isic2019(rel["ground_truth"], rel["images"])
+        isic2019.index_isic2019(rel["ground_truth"], rel["images"])
 
 
 # --- ISIC 2020 -----------------------------------------------------------------------------------------
@@ -201,23 +204,23 @@ def test_isic2020_seeded_subset(tmp_path):
     gt = make_isic2020(tmp_path)
     spec = {"melanoma": 3, "benign": {"unknown": 4, "nevus": 2, "Seborrheic Keratosis": 1}}
     report = {}
-    a = realdata.index_isic2020(gt, tmp_path / "extracted" / "images", subset=spec, seed=1, report=report)
+    a = isic2020.index_isic2020(gt, tmp_path / "extracted" / "images", subset=spec, seed=1, report=report)
     assert len(a) == 10 and a["label"].sum() == 3
     assert report["diagnoses"] == {"unknown": 4, "melanoma": 3, "nevus": 2, "seborrheic keratosis": 1}
     assert a["lesion_id"].str.startswith("IL_").all() and a["image"].map(os.path.isfile).all()
-    b = realdata.index_isic2020(gt, tmp_path / "extracted" / "images", subset=spec, seed=1)
-    c = realdata.index_isic2020(gt, tmp_path / "extracted" / "images", subset=spec, seed=2)
+    b = isic2020.index_isic2020(gt, tmp_path / "extracted" / "images", subset=spec, seed=1)
+    c = isic2020.index_isic2020(gt, tmp_path / "extracted" / "images", subset=spec, seed=2)
     assert a["image"].tolist() == b["image"].tolist() and a["image"].tolist() != c["image"].tolist()
     with pytest.raises(InputError, match=r"asks for 5 'nevus' image\(s\), there are 4"):
-        realdata.index_isic2020(
+        isic2020.index_isic2020(
             gt, tmp_path / "extracted" / "images", subset={"melanoma": 1, "benign": {"nevus": 5}}
         )
 
 
 def test_isic2020_default_subset_counts():
     assert (
-        realdata.ISIC2020_SUBSET["melanoma"] == 581
-        and sum(realdata.ISIC2020_SUBSET["benign"].values()) == 1162
+        isic2020.ISIC2020_SUBSET["melanoma"] == 581
+        and sum(isic2020.ISIC2020_SUBSET["benign"].values()) == 1162
     )
 
 
@@ -231,7 +234,7 @@ def test_isic2020_authors_list(tmp_path):
     lab = dict(zip(ids["image"], ids["label"]))
     g["target"] = [lab.get(i, t) for i, t in zip(g["image_name"], g["target"])]
     g.to_csv(gt, index=False)
-    df = realdata.index_isic2020(gt, tmp_path / "extracted" / "images", subset_list=lst)
+    df = isic2020.index_isic2020(gt, tmp_path / "extracted" / "images", subset_list=lst)
     assert len(df) == 1743 and df["label"].sum() == 581
     assert df["image_id"].tolist() == ids["image"].tolist()
 
@@ -279,7 +282,7 @@ def make_derm7pt(root: Path) -> Path:
 def test_derm7pt_keeps_study_classes_and_removes_duplicates(tmp_path):
     rel = make_derm7pt(tmp_path / "derm7pt")
     report = {}
-    derm = realdata.index_derm7pt(rel, "derm", dataset="derm7pt_derm", report=report)
+    derm = derm7pt.index_derm7pt(rel, "derm", dataset="derm7pt_derm", report=report)
     assert len(derm) == 7 and derm["label"].sum() == 3  # 3 nevi, 3 melanomas, 1 SK; 6 others dropped
     assert report["duplicates"] == [] and set(report["dropped_diagnoses"]) == {
         "basal cell carcinoma",
@@ -291,7 +294,7 @@ def test_derm7pt_keeps_study_classes_and_removes_duplicates(tmp_path):
     }
     assert derm["lesion_id"].tolist()[:2] == ["derm7pt_1", "derm7pt_2"]
     report = {}
-    clinic = realdata.index_derm7pt(rel, "clinic", dataset="derm7pt_clinic", report=report)
+    clinic = derm7pt.index_derm7pt(rel, "clinic", dataset="derm7pt_clinic", report=report)
     assert (
         len(clinic) == 5 and clinic["label"].sum() == 2
     )  # case 3 (same file) and case 5 (near copy) dropped
@@ -300,7 +303,7 @@ def test_derm7pt_keeps_study_classes_and_removes_duplicates(tmp_path):
     }
     assert dups["Aaa003.jpg"] == ("Aaa003.jpg", 0) and dups["Bbb009.png"][0] == "Bbb007.jpg"
     assert 0 < dups["Bbb009.png"][1] <= 4
-    exact_only = realdata.index_derm7pt(rel, "clinic", near_duplicate_bits=-1)
+    exact_only = derm7pt.index_derm7pt(rel, "clinic", near_duplicate_bits=-1)
     assert len(exact_only) == 6
 
 
@@ -345,7 +348,7 @@ def test_derm7pt_authors_lists(tmp_path, kind, col, lst, n, n_mel):
             (root / "images" / f).parent.mkdir(parents=True, exist_ok=True)
             (root / "images" / f).write_bytes(b"")
     _write_meta(root, rows)
-    df = realdata.prepare_dataset(
+    df = prepare.prepare_dataset(
         kind,
         {"kind": kind, "path": str(root), "list": str(SPLITS / "testsets" / lst)},
         {},
@@ -360,14 +363,14 @@ def test_derm7pt_authors_lists(tmp_path, kind, col, lst, n, n_mel):
         bad, sep=";", index=False
     )
     with pytest.raises(InputError, match=r"bad\.csv: 1 of .* not in the index, e\.g\. \['nosuch99'\]"):
-        realdata.index_derm7pt(root, col, subset_list=bad)
+        derm7pt.index_derm7pt(root, col, subset_list=bad)
 
 
 # --- Dermofit ------------------------------------------------------------------------------------------
 def make_dermofit(root: Path, per_class=None, ids=None) -> Path:
     """One folder per class, one folder per lesion holding <id>.png and <id>mask.png (files may be empty)."""
     if ids is None:
-        per_class = per_class or {c: 2 for c in realdata.DERMOFIT_CLASSES}
+        per_class = per_class or {c: 2 for c in dermofit.DERMOFIT_CLASSES}
         ids = {c: [f"{c[0]}{k}{c.lower()}" for k in range(n)] for c, n in per_class.items()}
     for cls, names in ids.items():
         for i in names:
@@ -381,7 +384,7 @@ def make_dermofit(root: Path, per_class=None, ids=None) -> Path:
 def test_dermofit_drops_carcinomas(tmp_path):
     rel = make_dermofit(tmp_path / "dermofit")
     report = {}
-    df = realdata.index_dermofit(rel, report=report)
+    df = dermofit.index_dermofit(rel, report=report)
     assert len(df) == 16 and df["label"].sum() == 2  # 10 classes x 2, BCC and SCC dropped, MEL = 1
     assert not df["image"].str.contains("mask").any() and not df["category"].isin(["BCC", "SCC"]).any()
     assert report["classes"]["BCC"] == 2
@@ -403,15 +406,15 @@ DERMOFIT_CODES = {
 def test_dermofit_authors_list(tmp_path):
     lst = SPLITS / "testsets" / "dermofit.csv"
     listed = datasets.read_split_list(lst)
-    ids: dict[str, list[str]] = {c: [] for c in realdata.DERMOFIT_CLASSES}
+    ids: dict[str, list[str]] = {c: [] for c in dermofit.DERMOFIT_CLASSES}
     for iid, code in zip(listed["image"], listed["diagnosis"]):
         ids[DERMOFIT_CODES[code]].append(iid)
     ids["BCC"] = [f"Xbcc{k}" for k in range(239)]
     ids["SCC"] = [f"Xscc{k}" for k in range(88)]
     rel = make_dermofit(tmp_path / "release" / "Dermofit", ids=ids)  # one folder level inside the path
-    inv = realdata.check_manual_dataset("dermofit", {"kind": "dermofit", "path": str(tmp_path / "release")})
+    inv = manual.check_manual_dataset("dermofit", {"kind": "dermofit", "path": str(tmp_path / "release")})
     assert inv["images"] == 1300 and inv["classes"]["MEL"] == 76
-    df = realdata.index_dermofit(tmp_path / "release", subset_list=lst)
+    df = dermofit.index_dermofit(tmp_path / "release", subset_list=lst)
     assert len(df) == 973 and df["label"].sum() == 76 and df["image_id"].iloc[0] == "D226b"
     assert rel.exists()
 
@@ -420,7 +423,7 @@ def test_dermofit_authors_list(tmp_path):
 def test_manual_dataset_missing_or_incomplete(tmp_path):
     cfg = {"kind": "derm7pt", "path": str(tmp_path / "data" / "derm7pt")}
     with pytest.raises(InputError) as e:
-        realdata.check_manual_dataset("derm7pt_derm", cfg)
+        manual.check_manual_dataset("derm7pt_derm", cfg)
     msg = str(e.value)
     assert (
         "https://derm.cs.sfu.ca" in msg
@@ -429,15 +432,15 @@ def test_manual_dataset_missing_or_incomplete(tmp_path):
     )
     rel = make_derm7pt(tmp_path / "data" / "derm7pt")
     with pytest.raises(InputError, match=r"13 cases, the release has 1011"):
-        realdata.check_manual_dataset("derm7pt_derm", cfg)
-    inv = realdata.check_manual_dataset("derm7pt_derm", {**cfg, "check_counts": False})
+        manual.check_manual_dataset("derm7pt_derm", cfg)
+    inv = manual.check_manual_dataset("derm7pt_derm", {**cfg, "check_counts": False})
     assert inv["cases"] == 13
     os.remove(rel / "images" / "Ccc" / "Ccc014.jpg")
     with pytest.raises(
         InputError, match=r"incomplete.*1 of 13 'derm' image\(s\).*Ccc014\.jpg.*derm\.cs\.sfu\.ca"
     ):
-        realdata.check_manual_dataset("derm7pt_derm", {**cfg, "check_counts": False})
-    realdata.check_manual_dataset("derm7pt_clinic", {**cfg, "kind": "derm7pt_clinic", "check_counts": False})
+        manual.check_manual_dataset("derm7pt_derm", {**cfg, "check_counts": False})
+    manual.check_manual_dataset("derm7pt_clinic", {**cfg, "kind": "derm7pt_clinic", "check_counts": False})
 
     dcfg = {"kind": "dermofit", "path": str(tmp_path / "dermofit")}
     with pytest.raises(
@@ -445,14 +448,14 @@ def test_manual_dataset_missing_or_incomplete(tmp_path):
         match=r"Dermofit.*licensing\.edinburgh-innovations\.ed\.ac\.uk.*"
         r"dermofit/AK, .*datasets\.dermofit\.path",
     ):
-        realdata.check_manual_dataset("dermofit", dcfg)
-    make_dermofit(tmp_path / "dermofit", per_class={c: 1 for c in realdata.DERMOFIT_CLASSES if c != "PYO"})
+        manual.check_manual_dataset("dermofit", dcfg)
+    make_dermofit(tmp_path / "dermofit", per_class={c: 1 for c in dermofit.DERMOFIT_CLASSES if c != "PYO"})
     with pytest.raises(InputError, match=r"class folder\(s\) \['PYO'\] not found"):
-        realdata.check_manual_dataset("dermofit", dcfg)
+        manual.check_manual_dataset("dermofit", dcfg)
     make_dermofit(tmp_path / "dermofit", per_class={"PYO": 1})
     with pytest.raises(InputError, match=r"image counts differ"):
-        realdata.check_manual_dataset("dermofit", dcfg)
-    assert realdata.check_manual_dataset("dermofit", {**dcfg, "check_counts": False})["images"] == 10
+        manual.check_manual_dataset("dermofit", dcfg)
+    assert manual.check_manual_dataset("dermofit", {**dcfg, "check_counts": False})["images"] == 10
 
 
 # --- integrity ---------------------------------------------------------------------------------------
@@ -476,13 +479,13 @@ def test_check_images_reports_each_bad_file(tmp_path):
         }
     )
     with pytest.raises(InputError) as e:
-        realdata.check_images(index, on_bad="fail", source="idx.csv")
+        integrity.check_images(index, on_bad="fail", source="idx.csv")
     msg = str(e.value)
     assert "idx.csv: 5 of 7 file(s) cannot be decoded" in msg and "on_bad_image: drop" in msg
     for n in names[1:6]:
         assert str(tmp_path / n) in msg
     assert str(good) + " (" not in msg
-    kept, report = realdata.check_images(index, on_bad="drop")
+    kept, report = integrity.check_images(index, on_bad="drop")
     assert [Path(p).name for p in kept["image"]] == ["good.jpg", "p.png"]
     assert sorted(Path(p).name for p in report["file"]) == sorted(names[1:6])
     problems = report.set_index("file")["problem"]
@@ -494,7 +497,7 @@ def test_check_images_reports_each_bad_file(tmp_path):
     _img(rgb_mask, 3)
     one = index.iloc[[0]].assign(mask=str(rgb_mask))
     with pytest.raises(InputError, match=r"m\.png \(label map must be a one-channel image"):
-        realdata.check_images(one)
+        integrity.check_images(one)
 
 
 def test_check_index_images_never_overwrites_on_failure(tmp_path):
@@ -505,7 +508,7 @@ def test_check_index_images_never_overwrites_on_failure(tmp_path):
         src, index=False
     )
     out, rep = tmp_path / "index.csv", tmp_path / "integrity.csv"
-    realdata.check_index_images(src, out, rep)
+    integrity.check_index_images(src, out, rep)
     before = out.read_bytes()
     pd.DataFrame(
         {
@@ -516,9 +519,9 @@ def test_check_index_images_never_overwrites_on_failure(tmp_path):
         }
     ).to_csv(src, index=False)
     with pytest.raises(InputError, match=r"b\.jpg"):
-        realdata.check_index_images(src, out, rep)
+        integrity.check_index_images(src, out, rep)
     assert out.read_bytes() == before and pd.read_csv(rep).empty
-    realdata.check_index_images(src, out, rep, on_bad="drop")
+    integrity.check_index_images(src, out, rep, on_bad="drop")
     assert len(pd.read_csv(out)) == 1 and pd.read_csv(rep)["file"].tolist() == [str(tmp_path / "b.jpg")]
 
 
@@ -527,11 +530,11 @@ def test_prepare_never_overwrites_a_finished_index_on_bad_input(tmp_path):
     cfg = {"kind": "isic2019"}
     inputs = {"ground_truth": rel["ground_truth"], "images": rel["images"], "metadata": rel["metadata"]}
     out = tmp_path / "prepared.csv"
-    realdata.prepare_dataset("isic2019", cfg, inputs, out, tmp_path / "prepared.json")
+    prepare.prepare_dataset("isic2019", cfg, inputs, out, tmp_path / "prepared.json")
     before = out.read_bytes()
     pd.read_csv(rel["ground_truth"]).drop(columns=["image"]).to_csv(tmp_path / "broken.csv", index=False)
     with pytest.raises(InputError, match=r"broken\.csv.*\['image'\]"):
-        realdata.prepare_dataset("isic2019", cfg, {**inputs, "ground_truth": tmp_path / "broken.csv"}, out)
+        prepare.prepare_dataset("isic2019", cfg, {**inputs, "ground_truth": tmp_path / "broken.csv"}, out)
     assert out.read_bytes() == before
 
 
@@ -565,7 +568,7 @@ def test_isic2019_authors_split_end_to_end(tmp_path):
     )
     meta = tmp_path / "meta.csv"
     meta.write_text("image,lesion_id\n" + "".join(f"{r[0]},{r[2]}\n" for r in rows))
-    index = realdata.index_isic2019(gt, tmp_path / "images", meta)
+    index = isic2019.index_isic2019(gt, tmp_path / "images", meta)
     assert len(index) == 20599 + 781 and index["label"].sum() == 3741 + 781
 
     got = datasets.import_split_lists(index, parts)
@@ -574,12 +577,12 @@ def test_isic2019_authors_split_end_to_end(tmp_path):
         (1931, 224),
         (3863, 396),
     ]
-    reduced = realdata.import_reduced_lists(
+    reduced = splits.import_reduced_lists(
         got["train"], {"1/4": sorted((SPLITS / "reduced-1_4").glob("train_*.csv"))}
     )
     assert len(reduced["1/4"]) == 10
     assert all(len(r) == 3701 and r["label"].sum() == 780 for r in reduced["1/4"])
-    counts, report = realdata.check_splits(got, {"isic19": got["test"]}, reduced)
+    counts, report = splits.check_splits(got, {"isic19": got["test"]}, reduced)
     c = counts.set_index("part")
     assert (
         c.loc["train", "n"] == 14805
@@ -594,7 +597,7 @@ def test_isic2019_authors_split_end_to_end(tmp_path):
     with pytest.raises(
         InputError, match=r"(?s)train and test share 1 lesion\(s\).*reduced 1/4 replicate 0 has 1 image"
     ):
-        realdata.check_splits(leak, {}, {"1/4": [pd.concat([reduced["1/4"][0], got["val"].iloc[:1]])]})
+        splits.check_splits(leak, {}, {"1/4": [pd.concat([reduced["1/4"][0], got["val"].iloc[:1]])]})
     # a reduced list naming an image outside the training part: the error names the file
     bad = tmp_path / "train_0.csv"
     pd.DataFrame({"image": [got["val"]["image_id"].iloc[0]], "label": [got["val"]["label"].iloc[0]]}).to_csv(
@@ -603,7 +606,7 @@ def test_isic2019_authors_split_end_to_end(tmp_path):
     with pytest.raises(
         InputError, match=r"train_0\.csv: 1 of 1 image id\(s\) of split 'reduced 1/4 replicate 0"
     ):
-        realdata.import_reduced_lists(got["train"], {"1/4": [bad]})
+        splits.import_reduced_lists(got["train"], {"1/4": [bad]})
 
 
 def test_check_splits_flags_same_image_across_datasets():
@@ -626,22 +629,22 @@ def test_check_splits_flags_same_image_across_datasets():
         }
     )
     with pytest.raises(InputError, match=r"train and testset:ext share 1 image"):
-        realdata.check_splits({"train": a, "val": a.iloc[:0], "test": a.iloc[:0]}, {"ext": t})
+        splits.check_splits({"train": a, "val": a.iloc[:0], "test": a.iloc[:0]}, {"ext": t})
     # empty lesion ids never count as shared; test sets may overlap each other
-    counts, _ = realdata.check_splits({"train": a.iloc[:1], "val": a.iloc[:0], "test": t}, {"t1": t, "t2": t})
+    counts, _ = splits.check_splits({"train": a.iloc[:1], "val": a.iloc[:0], "test": t}, {"t1": t, "t2": t})
     assert counts["part"].tolist() == ["train", "val", "test", "testset:t1", "testset:t2"]
 
 
 # --- sources: URLs, overrides, downloads through ganaug.downloads --------------------------------------
 def test_sources_defaults_overrides_and_local(tmp_path):
-    s = realdata.sources("isic2019", {"kind": "isic2019"})
+    s = sources.sources("isic2019", {"kind": "isic2019"})
     assert set(s) == {"images", "ground_truth", "metadata"}
     assert s["images"]["url"].endswith("/2019/ISIC_2019_Training_Input.zip")
     assert s["images"]["download"] == "results/data/raw/isic2019/downloads/ISIC_2019_Training_Input.zip"
     assert s["images"]["path"] == "results/data/raw/isic2019/extracted/images"
     assert s["ground_truth"]["path"] == s["ground_truth"]["download"]
     (tmp_path / "already").mkdir()
-    s = realdata.sources(
+    s = sources.sources(
         "i19",
         {
             "kind": "isic2019",
@@ -659,8 +662,8 @@ def test_sources_defaults_overrides_and_local(tmp_path):
         s["metadata"]["download"] == f"{tmp_path}/d/downloads/m.csv" and s["metadata"]["sha256"] == "ab" * 32
     )
     with pytest.raises(InputError, match=r"datasets\.x\.files\.imgs: unknown file"):
-        realdata.sources("x", {"kind": "isic2020", "files": {"imgs": {}}})
-    assert realdata.sources("t", {"kind": "toyderm"}) == {}
+        sources.sources("x", {"kind": "isic2020", "files": {"imgs": {}}})
+    assert sources.sources("t", {"kind": "toyderm"}) == {}
 
 
 def test_fetch_and_extract_through_downloads(tmp_path):
@@ -678,11 +681,11 @@ def test_fetch_and_extract_through_downloads(tmp_path):
             "ground_truth": {"url": (src / "gt.csv").as_uri()},
         },
     }
-    s = realdata.sources("d", cfg)
-    p = realdata.fetch_source(s["ground_truth"])
+    s = sources.sources("d", cfg)
+    p = sources.fetch_source(s["ground_truth"])
     assert p.read_text() == "a,b\n1,2\n" and Path(str(p) + ".sha256").exists()
-    realdata.fetch_source(s["images"])
-    out = realdata.extract_source(s["images"], s["images"]["path"])
+    sources.fetch_source(s["images"])
+    out = sources.extract_source(s["images"], s["images"]["path"])
     assert (out / "ISIC_2019_Training_Input" / "ISIC_0000001.jpg").read_bytes() == b"jpegbytes"
 
 

@@ -15,7 +15,8 @@ import pandas as pd
 import pytest
 import yaml
 
-from ganaug import datasets, realdata
+from ganaug import datasets
+from ganaug.data import sources, split_lists, splits
 from ganaug.config_check import ConfigError, check_config
 from ganaug.design import counts
 from ganaug.downloads import ChecksumError
@@ -57,7 +58,7 @@ def shared_paper_config() -> dict:
 
 def paper_files(cfg: dict) -> dict[str, dict]:
     """{config key: list entry} of the paper's lists ({file, sha256})."""
-    return realdata.list_entries(cfg)
+    return split_lists.list_entries(cfg)
 
 
 @pytest.fixture
@@ -93,14 +94,14 @@ def test_paper_config_uses_the_authors_lists_by_default():
         "datasets.dermofit.list": "testsets/dermofit.csv",
     }
     assert all(re.fullmatch(r"[0-9a-f]{64}", e["sha256"]) for e in entries.values())
-    specs = realdata.list_sources(cfg)
+    specs = split_lists.list_sources(cfg)
     assert specs["split.reduced_lists.1/4[3]"]["url"] == (
         f"https://raw.githubusercontent.com/alceubissoto/gan-aug-analysis/{COMMIT}/splits/percentages/0_25/train_3.csv"
     )
     assert specs["split.reduced_lists.1/4[3]"]["download"] == (
         "results/data/raw/authors-splits/percentages/0_25/train_3.csv"
     )
-    assert realdata.expected_counts(cfg) == {
+    assert splits.expected_counts(cfg) == {
         "train": {"images": 14805, "key": "split.expected.train"},
         "val": {"images": 1931, "key": "split.expected.val"},
         "test": {"images": 3863, "key": "split.expected.test"},
@@ -117,7 +118,7 @@ def test_paper_config_uses_the_authors_lists_by_default():
 
 def test_split_description_from_the_config_alone(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # nothing downloaded, nothing read
-    d = realdata.split_description(paper_config())
+    d = splits.split_description(paper_config())
     assert d["source"] == "lists" and d["dataset"] == "isic2019"
     assert d["origins"] == [f"github.com/alceubissoto/gan-aug-analysis at commit {COMMIT}"]
     assert d["expected"]["train"] == 14805 and d["expected"]["reduced:1-4"] == 3701
@@ -125,7 +126,7 @@ def test_split_description_from_the_config_alone(tmp_path, monkeypatch):
                   "1/4 x10", "3,701", "isic20 1,743", "dermofit 973"):
         assert words in d["text"], d["text"]
     toy = yaml.safe_load((REPO / "config" / "config.yaml").read_text())
-    t = realdata.split_description(toy)
+    t = splits.split_description(toy)
     assert t["source"] == "seeded" and t["lists"] == {} and "seeded" in t["text"]
 
 
@@ -196,8 +197,8 @@ def _listed_index(path: Path, name: str) -> pd.DataFrame:
 @needs_splits
 def test_download_import_and_the_study_counts(served):
     server, cfg = served
-    specs = realdata.list_sources(cfg)
-    got = {k: realdata.fetch_source(s) for k, s in specs.items()}  # the real download code
+    specs = split_lists.list_sources(cfg)
+    got = {k: sources.fetch_source(s) for k, s in specs.items()}  # the real download code
     assert len(server.requests) == 17 and all(p.is_file() for p in got.values())
     assert got["split.reduced_lists.1/4[7]"] == Path(cfg["split"]["list_source"]["data_dir"]) / (
         "percentages/0_25/train_7.csv"
@@ -213,7 +214,7 @@ def test_download_import_and_the_study_counts(served):
         "val": (1931, 224),
         "test": (3863, 396),
     }
-    reduced = realdata.import_reduced_lists(
+    reduced = splits.import_reduced_lists(
         split["train"], {"1/4": [got[f"split.reduced_lists.1/4[{r}]"] for r in range(10)]}
     )["1/4"]
     assert [(len(r), int((r["label"] == 0).sum()), int(r["label"].sum())) for r in reduced] == [(3701, 2921, 780)] * 10
@@ -232,22 +233,22 @@ def test_download_import_and_the_study_counts(served):
     ]
 
     # the split check with the paper's expected counts passes; another count fails naming the part and key
-    expected = realdata.expected_counts(cfg)
-    counts, report = realdata.check_splits(split, testsets, {"1-4": reduced}, expected=expected)
+    expected = splits.expected_counts(cfg)
+    counts, report = splits.check_splits(split, testsets, {"1-4": reduced}, expected=expected)
     assert report["ok"] and report["expected"]["train"] == 14805
     with pytest.raises(InputError, match=r"train: 14,805 images, expected 14,806 \(split\.expected\.train\)"):
-        realdata.check_splits(split, testsets, {"1-4": reduced},
+        splits.check_splits(split, testsets, {"1-4": reduced},
                               expected={**expected, "train": {"images": 14806, "key": "split.expected.train"}})
     short = {"1-4": reduced[:3] + [reduced[3].iloc[1:]] + reduced[4:]}
     with pytest.raises(InputError, match=r"reduced:1-4:rep3: 3,700 images, expected 3,701 \(split\.expected\.1/4\)"):
-        realdata.check_splits(split, testsets, short, expected=expected)
+        splits.check_splits(split, testsets, short, expected=expected)
     with pytest.raises(InputError, match=r"testset:dermofit: 972 images, expected 973 \(testsets\.dermofit\.expected\)"):
-        realdata.check_splits(split, {**testsets, "dermofit": testsets["dermofit"].iloc[1:]}, {"1-4": reduced},
+        splits.check_splits(split, {**testsets, "dermofit": testsets["dermofit"].iloc[1:]}, {"1-4": reduced},
                               expected=expected)
 
     # a second fetch re-checks the downloads without downloading again
     n = len(server.requests)
-    realdata.fetch_source(specs["split.lists.val"])
+    sources.fetch_source(specs["split.lists.val"])
     assert len(server.requests) == n
 
 
@@ -256,17 +257,17 @@ def test_a_corrupted_list_fails_naming_it(served):
     server, cfg = served
     path = "/splits/testsets/derm7pt_dermato.csv"
     server.files[path] = server.files[path].replace(b";1\n", b";0\n", 1)  # one label changed
-    spec = realdata.list_sources(cfg)["datasets.derm7pt_derm.list"]
+    spec = split_lists.list_sources(cfg)["datasets.derm7pt_derm.list"]
     with pytest.raises(ChecksumError, match=r"derm7pt_dermato\.csv: checksum mismatch for .*testsets/derm7pt_dermato\.csv"):
-        realdata.fetch_source(spec)
+        sources.fetch_source(spec)
     assert not Path(spec["download"]).exists()  # nothing left to be read as the list
 
     # a download changed on disk afterwards: the next use fails naming it, and leaves it as it is
     server.files[path] = shared_copy("testsets/derm7pt_dermato.csv").read_bytes()
-    good = realdata.fetch_source(spec)
+    good = sources.fetch_source(spec)
     good.write_bytes(good.read_bytes() + b"x;0;0\n")
     with pytest.raises(ChecksumError, match=r"derm7pt_dermato\.csv: checksum mismatch"):
-        realdata.fetch_source(spec)
+        sources.fetch_source(spec)
 
 
 @needs_splits
@@ -280,30 +281,30 @@ def test_mirror_and_local_copies_of_the_lists(tmp_path):
         (clone / e["file"]).write_bytes(shared_copy(e["file"]).read_bytes())
     cfg["split"]["list_source"] = {"base_url": "http://127.0.0.1:9/none", "mirror": str(clone),
                                    "data_dir": str(tmp_path / "m")}
-    spec = realdata.list_sources(cfg)["split.reduced_lists.1/4[2]"]
+    spec = split_lists.list_sources(cfg)["split.reduced_lists.1/4[2]"]
     assert spec["mirror"] == str(clone / "percentages" / "0_25")
-    assert realdata.fetch_source(spec).read_bytes() == (clone / "percentages/0_25/train_2.csv").read_bytes()
+    assert sources.fetch_source(spec).read_bytes() == (clone / "percentages/0_25/train_2.csv").read_bytes()
 
     cfg["split"]["list_source"] = {"base_url": "http://127.0.0.1:9/none", "local": str(clone),
                                    "data_dir": str(tmp_path / "l")}
-    specs = realdata.list_sources(cfg)
+    specs = split_lists.list_sources(cfg)
     spec = specs["split.lists.val"]
     assert spec["download"] is None and spec["path"] == str(clone / "isic2019-val.csv")
-    realdata.verify_local_sources({"val": spec})  # used in place, checked
+    sources.verify_local_sources({"val": spec})  # used in place, checked
     (clone / "isic2019-val.csv").write_bytes(b"image,label\nISIC_0000000,0\n")
     with pytest.raises(ChecksumError, match=r"isic2019-val\.csv: checksum mismatch"):
-        realdata.verify_local_sources({"val": spec})
+        sources.verify_local_sources({"val": spec})
 
 
 # --- config forms and their errors ---------------------------------------------------------------------
 def test_list_entries_forms_and_errors(tmp_path):
     src = {"base_url": "https://example.org/r/splits/"}
-    s = realdata.list_spec("split.lists.train", "data/train.csv", src)
+    s = split_lists.list_spec("split.lists.train", "data/train.csv", src)
     assert s["path"] == "data/train.csv" and s["download"] is None and s["url"] is None
-    s = realdata.list_spec("datasets.d-7.list", {"url": "https://example.org/a/b/l.csv"}, {})
+    s = split_lists.list_spec("datasets.d-7.list", {"url": "https://example.org/a/b/l.csv"}, {})
     assert s["download"] == "results/data/raw/split-lists/example.org/a/b/l.csv"
     assert s["role"] == "d_7" and s["sha256"] is None
-    s = realdata.list_spec("split.reduced_lists.1/8[4]", {"file": "p/0_125/train_4.csv", "sha256": "AB" * 32}, src)
+    s = split_lists.list_spec("split.reduced_lists.1/8[4]", {"file": "p/0_125/train_4.csv", "sha256": "AB" * 32}, src)
     assert s["url"] == "https://example.org/r/splits/p/0_125/train_4.csv" and s["sha256"] == "ab" * 32
     assert s["role"] == "reduced_1_8_rep4" and s["download"] == "results/data/raw/split-lists/p/0_125/train_4.csv"
     for entry, source, msg in [
@@ -316,7 +317,7 @@ def test_list_entries_forms_and_errors(tmp_path):
         (3, src, r"split\.lists\.val: a path or a mapping"),
     ]:
         with pytest.raises(InputError, match=msg):
-            realdata.list_spec("split.lists.val", entry, source)
+            split_lists.list_spec("split.lists.val", entry, source)
 
 
 def test_config_check_names_the_list_and_expected_keys(tmp_path):

@@ -141,7 +141,8 @@ def _check_real_datasets(config: dict, workdir: Path) -> list[str]:
     that a dry run works before they are in place."""
     from fractions import Fraction
 
-    from ganaug import realdata
+    from ganaug.data import sources
+    from ganaug.data.splits import fraction_id
 
     problems = []
     for name, ds in config["datasets"].items():
@@ -150,12 +151,12 @@ def _check_real_datasets(config: dict, workdir: Path) -> list[str]:
             if key in ds and kind not in kinds:
                 only = ", ".join(kinds)
                 problems.append(f"datasets.{name}.{key}: not used by kind '{kind}' (only {only})")
-        if kind in realdata.MANUAL_KINDS and not ds.get("path"):
+        if kind in sources.MANUAL_KINDS and not ds.get("path"):
             problems.append(f"datasets.{name}.path: required for kind '{kind}': the folder where you place "
                             "the release (it must be obtained by hand)")
-        if kind in realdata.PUBLIC_FILES:
+        if kind in sources.PUBLIC_FILES:
             try:
-                specs = realdata.sources(name, ds)
+                specs = sources.sources(name, ds)
             except InputError as e:
                 problems.append(str(e))
                 specs = {}
@@ -171,7 +172,7 @@ def _check_real_datasets(config: dict, workdir: Path) -> list[str]:
                         "image); set masks: true to build label maps from the ISIC 2018 Task 1/2 masks")
     for frac, paths in (split.get("reduced_lists") or {}).items():
         try:
-            realdata.fraction_id(frac)
+            fraction_id(frac)
             if not 0 < Fraction(str(frac)) <= 1:
                 raise ValueError
         except (InputError, ValueError, ZeroDivisionError):
@@ -185,11 +186,11 @@ def _check_real_datasets(config: dict, workdir: Path) -> list[str]:
 def _check_lists(config: dict, workdir: Path) -> list[str]:
     """The split lists (paths present; files to download well formed: file or url, sha256, a base URL) and
     the expected counts (split.expected: train, val, test or a fraction of split.reduced_lists)."""
-    from ganaug import realdata
+    from ganaug.data.split_lists import list_sources
 
     problems = []
     try:
-        specs = realdata.list_sources(config)
+        specs = list_sources(config)
     except InputError as e:
         return [str(e)]
     for key, spec in specs.items():

@@ -15,7 +15,7 @@ def _n(x) -> str:
 
 def study_summary(config: dict, experiments: list[Experiment]) -> str:
     """The study of a validated config (``check_config``'s experiments), as plain text lines."""
-    from .realdata import split_description
+    from .data.splits import split_description
 
     reps = int(config["replicates"])
     per_app = {a: application_order(experiments, a) for a in APPLICATIONS}

@@ -10,13 +10,13 @@ image is decoded once (check_images) before results/data/index/<name>.csv exists
 import re
 from types import SimpleNamespace
 
-from ganaug import realdata
+from ganaug.data import manual as data_manual, sources as data_sources, split_lists as data_lists, splits as data_splits
 
 
-DATA_SOURCES = {d: realdata.sources(d, c) for d, c in config["datasets"].items()}
+DATA_SOURCES = {d: data_sources.sources(d, c) for d, c in config["datasets"].items()}
 # the split lists (split.lists, split.reduced_lists, datasets.<name>.list): paths, or files downloaded from
 # split.list_source (the authors' repository at a pinned commit in config/paper.yaml), by config key
-LIST_SOURCES = realdata.list_sources(config)
+LIST_SOURCES = data_lists.list_sources(config)
 DOWNLOADS = {
     s["download"]: s
     for s in [*(s for srcs in DATA_SOURCES.values() for s in srcs.values()), *LIST_SOURCES.values()]
@@ -32,18 +32,27 @@ REAL_INPUTS = {
     d: {
         **{role: s["path"] for role, s in DATA_SOURCES[d].items() if not role.startswith("masks_")},
         **({"label_maps": f"results/data/masks/{d}/label_maps.csv"} if c.get("masks") else {}),
-        **({"check": f"results/data/manual/{d}.json"} if c["kind"] in realdata.MANUAL_KINDS else {}),
+        **({"check": f"results/data/manual/{d}.json"} if c["kind"] in data_sources.MANUAL_KINDS else {}),
         **({"list": LIST_SOURCES[f"datasets.{d}.list"]["path"]} if c.get("list") else {}),
     }
     for d, c in config["datasets"].items()
 }
 REDUCED = {
-    realdata.fraction_id(f): [LIST_SOURCES[f"split.reduced_lists.{f}[{r}]"]["path"] for r in range(len(v))]
+    data_splits.fraction_id(f): [LIST_SOURCES[f"split.reduced_lists.{f}[{r}]"]["path"] for r in range(len(v))]
     for f, v in (config["split"].get("reduced_lists") or {}).items()
 }
 REDUCED_FILES = {f: [f"results/data/splits/reduced/{f}/rep{r}.csv" for r in range(len(v))] for f, v in REDUCED.items()}
 TESTSET_SOURCES = {t: testset_source(SimpleNamespace(test_set=t)) for t in TESTSETS}
-EXPECTED = realdata.expected_counts(config)
+EXPECTED = data_splits.expected_counts(config)
+# the ganaug.data modules each kind of job runs (code_version: an edit there re-runs those jobs only)
+_SOURCES = ("data/sources", "data/release")
+DATA_CODE = {
+    "manual": ("data/manual", "data/derm7pt", "data/dermofit", *_SOURCES),
+    "label_maps": ("data/label_maps", "data/isic2019", "data/release"),
+    "isic": ("data/prepare", "data/isic2019", "data/isic2020", *_SOURCES),
+    "manual_index": ("data/prepare", "data/derm7pt", "data/near_duplicates", "data/dermofit", *_SOURCES),
+    "splits": ("data/splits", "data/isic2019", "data/sources"),
+}
 
 
 rule make_toyderm:
@@ -65,7 +74,7 @@ rule make_toyderm:
         mem_mb=2000,
         runtime=60,
     wildcard_constraints:
-        dataset=realdata.dataset_pattern(config["datasets"], "toyderm"),
+        dataset=data_sources.dataset_pattern(config["datasets"], "toyderm"),
     script:
         "../scripts/make_toyderm.py"
 
@@ -126,8 +135,8 @@ rule check_manual_dataset:
         "results/data/manual/{dataset}.json",
     params:
         cfg=lambda w: config["datasets"][w.dataset],
-        stamp=lambda w: realdata.manual_stamp(config["datasets"][w.dataset]),
-        code=code_version("realdata"),
+        stamp=lambda w: data_manual.manual_stamp(config["datasets"][w.dataset]),
+        code=code_version(*DATA_CODE["manual"]),
     log:
         "logs/data/check_manual_dataset/{dataset}.log",
     benchmark:
@@ -139,7 +148,7 @@ rule check_manual_dataset:
         mem_mb=1000,
         runtime=10,
     wildcard_constraints:
-        dataset=realdata.dataset_pattern(config["datasets"], *realdata.MANUAL_KINDS),
+        dataset=data_sources.dataset_pattern(config["datasets"], *data_sources.MANUAL_KINDS),
     script:
         "../scripts/check_manual_dataset.py"
 
@@ -154,7 +163,7 @@ rule label_maps:
         table="results/data/masks/{dataset}/label_maps.csv",
     params:
         outdir=lambda w: f"results/data/masks/{w.dataset}/png",
-        code=code_version("realdata", "masks"),
+        code=code_version(*DATA_CODE["label_maps"], "masks"),
     log:
         "logs/data/label_maps/{dataset}.log",
     benchmark:
@@ -166,7 +175,7 @@ rule label_maps:
         mem_mb=4000,
         runtime=60,
     wildcard_constraints:
-        dataset=realdata.dataset_pattern(config["datasets"], "isic2019"),
+        dataset=data_sources.dataset_pattern(config["datasets"], "isic2019"),
     script:
         "../scripts/label_maps.py"
 
@@ -182,7 +191,7 @@ rule index_isic:
         cfg=lambda w: config["datasets"][w.dataset],
         specs=lambda w: {**DATA_SOURCES[w.dataset], **local_lists(f"datasets.{w.dataset}.list")},
         seed=config["seed"],
-        code=code_version("datasets", "realdata"),
+        code=code_version("datasets", *DATA_CODE["isic"]),
     log:
         "logs/data/index_isic/{dataset}.log",
     benchmark:
@@ -194,7 +203,7 @@ rule index_isic:
         mem_mb=4000,
         runtime=30,
     wildcard_constraints:
-        dataset=realdata.dataset_pattern(config["datasets"], "isic2019", "isic2020"),
+        dataset=data_sources.dataset_pattern(config["datasets"], "isic2019", "isic2020"),
     script:
         "../scripts/prepare_dataset.py"
 
@@ -210,7 +219,7 @@ rule index_manual:
         cfg=lambda w: config["datasets"][w.dataset],
         specs=lambda w: local_lists(f"datasets.{w.dataset}.list"),
         seed=config["seed"],
-        code=code_version("datasets", "realdata", "phash"),
+        code=code_version("datasets", *DATA_CODE["manual_index"], "phash"),
     log:
         "logs/data/index_manual/{dataset}.log",
     benchmark:
@@ -222,7 +231,7 @@ rule index_manual:
         mem_mb=2000,
         runtime=30,
     wildcard_constraints:
-        dataset=realdata.dataset_pattern(config["datasets"], *realdata.MANUAL_KINDS),
+        dataset=data_sources.dataset_pattern(config["datasets"], *data_sources.MANUAL_KINDS),
     script:
         "../scripts/prepare_dataset.py"
 
@@ -246,7 +255,7 @@ rule import_index:
         mem_mb=1000,
         runtime=10,
     wildcard_constraints:
-        dataset=realdata.dataset_pattern(config["datasets"], "index"),
+        dataset=data_sources.dataset_pattern(config["datasets"], "index"),
     script:
         "../scripts/import_index.py"
 
@@ -261,7 +270,7 @@ rule check_images:
         report="results/data/integrity/{dataset}.csv",
     params:
         on_bad=lambda w: config["datasets"][w.dataset].get("on_bad_image", "fail"),
-        code=code_version("datasets", "realdata"),
+        code=code_version("datasets", "data/integrity"),
     log:
         "logs/data/check_images/{dataset}.log",
     benchmark:
@@ -273,7 +282,7 @@ rule check_images:
         mem_mb=2000,
         runtime=120,
     wildcard_constraints:
-        dataset=realdata.dataset_pattern(config["datasets"], "index", *realdata.REAL_KINDS),
+        dataset=data_sources.dataset_pattern(config["datasets"], "index", *data_sources.REAL_KINDS),
     script:
         "../scripts/check_images.py"
 
@@ -313,7 +322,7 @@ rule reduced_split:
     output:
         csv="results/data/splits/reduced/{fraction}/rep{rep}.csv",
     params:
-        code=code_version("datasets", "realdata"),
+        code=code_version("datasets", *DATA_CODE["splits"]),
         **local_list_param("split.reduced_lists."),
     log:
         "logs/data/reduced_split/{fraction}/rep{rep}.log",
@@ -347,7 +356,7 @@ rule check_splits:
         testsets=TESTSET_SOURCES,
         reduced=REDUCED_FILES,
         expected=EXPECTED,
-        code=code_version("datasets", "realdata"),
+        code=code_version("datasets", *DATA_CODE["splits"]),
     log:
         "logs/data/check_splits.log",
     benchmark:

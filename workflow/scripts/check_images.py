@@ -1,7 +1,7 @@
 """Decode every image of a dataset once; fail on (or drop and list) unreadable or truncated files."""
 
 from ganaug.progress import start_job
-from ganaug.realdata import check_index_images
+from ganaug.data.integrity import check_index_images
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

@@ -2,7 +2,7 @@
 
 from ganaug.io import write_json
 from ganaug.progress import start_job
-from ganaug.realdata import check_manual_dataset
+from ganaug.data.manual import check_manual_dataset
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

@@ -2,7 +2,7 @@
 the study's (split.expected, testsets.<name>.expected)."""
 
 from ganaug.progress import start_job
-from ganaug.realdata import check_split_files
+from ganaug.data.splits import check_split_files
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

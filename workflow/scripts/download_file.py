@@ -1,7 +1,7 @@
 """One public file of a real dataset: downloaded (or a local copy checked), verified by sha256."""
 
 from ganaug.progress import start_job
-from ganaug.realdata import fetch_source
+from ganaug.data.sources import fetch_source
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

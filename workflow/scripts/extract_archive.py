@@ -1,7 +1,7 @@
 """One archive of a real dataset, verified and extracted safely into its folder."""
 
 from ganaug.progress import start_job
-from ganaug.realdata import extract_source
+from ganaug.data.sources import extract_source
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

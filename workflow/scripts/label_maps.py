@@ -1,7 +1,7 @@
 """ISIC 2018 Task 1/2 masks -> label-map PNGs of the ISIC 2019 images that have them."""
 
 from ganaug.progress import start_job
-from ganaug.realdata import write_label_maps
+from ganaug.data.label_maps import write_label_maps
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

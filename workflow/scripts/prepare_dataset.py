@@ -1,7 +1,8 @@
 """Preprocess one real dataset as the study did (filters, subset, duplicates) into an index CSV."""
 
 from ganaug.progress import start_job
-from ganaug.realdata import prepare_dataset, verify_local_sources
+from ganaug.data.prepare import prepare_dataset
+from ganaug.data.sources import verify_local_sources
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

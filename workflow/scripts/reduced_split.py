@@ -1,7 +1,8 @@
 """One replicate's reduced real training set from the authors' published list."""
 
 from ganaug.progress import start_job
-from ganaug.realdata import verify_local_sources, write_reduced_list
+from ganaug.data.sources import verify_local_sources
+from ganaug.data.splits import write_reduced_list
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

@@ -3,7 +3,7 @@
 from ganaug.datasets import import_split_lists, read_index, split_dataset
 from ganaug.io import seed_from, write_csv
 from ganaug.progress import start_job
-from ganaug.realdata import verify_local_sources
+from ganaug.data.sources import verify_local_sources
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)

@@ -1,10 +1,14 @@
 """ganaug.downloads against a local HTTP server on 127.0.0.1 (no network): checksums, resume, retries,
-safe and atomic extraction, mirrors and local copies. Archives are tiny files made here."""
+safe and atomic extraction, mirrors and local copies, the stamped check before every read. Archives are
+tiny files made here."""
 
 import hashlib
 import io
+import json
 import logging
+import os
 import re
+import time
 import tarfile
 import zipfile
 
@@ -22,6 +26,8 @@ from ganaug.downloads import (
     fetch_file,
     filename_for,
     recorded_sha256,
+    stamp_path,
+    verify_file,
 )
 from ganaug.io import InputError
 
@@ -395,3 +401,99 @@ def test_fetch_archive_end_to_end(server, tmp_path):
         fetch_archive(server.url + "/f/evil.zip", tmp_path / "dl" / "evil.zip", tmp_path / "data" / "e",
                       **FAST)
     assert not (tmp_path / "data" / "evil.txt").exists() and not (tmp_path / "evil.txt").exists()
+
+
+# ------------------------------------------------------------------------------ verify_file (stamps)
+@pytest.fixture
+def hashes(monkeypatch):
+    """Counts the full hashes ganaug.downloads computes."""
+    import ganaug.downloads as downloads
+
+    calls = []
+    real = downloads.sha256_file
+
+    def counting(path, *a, **kw):
+        calls.append(str(path))
+        return real(path, *a, **kw)
+
+    monkeypatch.setattr(downloads, "sha256_file", counting)
+    return calls
+
+
+def _age(path, seconds_ago: float) -> int:
+    """Set the file's mtime to `seconds_ago` before now (a file written long before it is checked)."""
+    ns = time.time_ns() - int(seconds_ago * 1e9)
+    os.utime(path, ns=(ns, ns))
+    return ns
+
+
+def test_verify_file_hashes_again_only_when_size_or_mtime_changed(tmp_path, hashes):
+    f = tmp_path / "gt.csv"
+    f.write_bytes(b"image,MEL\nISIC_1,1\nISIC_2,0\n")
+    _age(f, 60)
+    digest = verify_file(f, url="https://example.org/gt.csv")  # first use: hashed, recorded, stamped
+    assert digest == sha(f.read_bytes()) == recorded_sha256(f) and len(hashes) == 1
+    stamp = json.loads(stamp_path(f).read_text())
+    assert stamp["sha256"] == digest and stamp["size"] == f.stat().st_size
+    assert stamp["mtime_ns"] == f.stat().st_mtime_ns and stamp["file"] == str(f)
+
+    assert verify_file(f) == digest and len(hashes) == 1  # unchanged: the stamp is trusted, no hash
+
+    touched = _age(f, 30)  # same bytes, new mtime: hashed again, passes, stamp refreshed
+    assert verify_file(f) == digest and len(hashes) == 2
+    assert json.loads(stamp_path(f).read_text())["mtime_ns"] == touched
+    assert verify_file(f) == digest and len(hashes) == 2
+
+    with open(f, "r+b") as fh:  # damaged in place, same size: the new mtime gives it away
+        fh.write(b"IMAGE")
+    _age(f, 10)
+    with pytest.raises(ChecksumError) as e:
+        verify_file(f, url="https://example.org/gt.csv")
+    msg = str(e.value)
+    assert len(hashes) == 3 and msg.startswith(f"{f}: checksum mismatch") and f"recorded in {f}.sha256" in msg
+    assert "delete it and run again to download it again from https://example.org/gt.csv" in msg
+
+    with open(f, "r+b") as fh:  # truncated in place (the issue's case): size and mtime change
+        fh.truncate(12)
+    with pytest.raises(ChecksumError, match=re.escape(f"{f}: checksum mismatch")):
+        verify_file(f)
+    assert len(hashes) == 4 and f.stat().st_size == 12  # left as it is
+
+
+def test_verify_file_distrusts_a_stamp_taken_just_after_a_write(tmp_path, hashes):
+    """A file hashed right after it was written may be written again within the same mtime tick: its stamp
+    is not trusted until the file is checked again well after its last write."""
+    f = tmp_path / "fresh.csv"
+    f.write_bytes(b"a,b\n1,2\n")
+    verify_file(f)
+    verify_file(f)
+    assert len(hashes) == 2
+    _age(f, 60)
+    verify_file(f)
+    verify_file(f)
+    assert len(hashes) == 3
+
+
+def test_verify_file_of_a_local_copy_and_a_configured_checksum(tmp_path, hashes):
+    """A local copy is stamped beside its download path's record; a configured sha256 wins over the record."""
+    copy = tmp_path / "copies" / "meta.csv"
+    copy.parent.mkdir()
+    copy.write_bytes(b"image,lesion_id\nISIC_1,HAM_1\n")
+    _age(copy, 60)
+    dest = tmp_path / "raw" / "downloads" / "meta.csv"
+    dest.parent.mkdir(parents=True)
+    want = sha(copy.read_bytes())
+    assert verify_file(copy, sha256=want, record_for=dest) == want
+    assert stamp_path(dest).is_file() and recorded_sha256(dest) == want and not dest.exists()
+    verify_file(copy, sha256=want, record_for=dest)
+    assert len(hashes) == 1
+    with pytest.raises(ChecksumError, match="expected 0{64} \\(configured\\)"):
+        verify_file(copy, sha256="0" * 64, record_for=dest)  # from the stamp: no hash needed
+    assert len(hashes) == 1
+    copy.write_bytes(b"image,lesion_id\n")
+    with pytest.raises(ChecksumError) as e:
+        verify_file(copy, record_for=dest, url="https://example.org/meta.csv")
+    assert str(e.value).startswith(f"{copy}: checksum mismatch")
+    assert "replace it with the right file (a copy of https://example.org/meta.csv)" in str(e.value)
+    with pytest.raises(InputError, match="file not found"):
+        verify_file(tmp_path / "absent.csv")

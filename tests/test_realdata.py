@@ -781,3 +781,60 @@ def test_workflow_data_stage_on_fixture_releases(tmp_path):
     assert pd.read_csv(data / "integrity" / "dfit.csv")["file"].tolist() == [str(bad)]
     assert len(pd.read_csv(data / "testsets" / "dermofit.csv")) == 15
     assert (data / "splits" / "train.csv").exists() and (data / "testsets" / "indist.csv").exists()
+
+
+def test_workflow_fails_on_a_download_damaged_after_prepare_data(tmp_path):
+    """The issue's case: a public ISIC 2019 release (served on 127.0.0.1) through prepare_data; then its
+    GroundTruth CSV is truncated in place (its .sha256 record stays) and prepare_data runs again: the index
+    job fails naming the file and saying how to fetch it again, and the split is left as it was. Doing as
+    the message says (delete it, run again) downloads it again and gives the same split."""
+    from http_server import FileServer
+
+    rel = make_isic2019(tmp_path / "release")
+    images = rel["images"] / "ISIC_2019_Training_Input"
+    archive = tmp_path / "ISIC_2019_Training_Input.zip"
+    with zipfile.ZipFile(archive, "w") as z:
+        for f in sorted(images.iterdir()):
+            z.write(f, f"ISIC_2019_Training_Input/{f.name}")
+    server = FileServer({f"/2019/{p.name}": p.read_bytes() for p in (archive, rel["ground_truth"], rel["metadata"])})
+    try:
+        cfg = _workflow_config(tmp_path)
+        cfg["datasets"] = {"isic2019": {"kind": "isic2019", "files": {
+            role: {"url": f"{server.url}/2019/{name}"} for role, name in (
+                ("images", archive.name), ("ground_truth", rel["ground_truth"].name),
+                ("metadata", rel["metadata"].name))}}}
+        cfg["split"]["dataset"] = "isic2019"
+        cfg["testsets"] = {"indist": {"split": "test"}}
+        work = tmp_path / "work"
+        (work / "config").mkdir(parents=True)
+        (work / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+        cmd = [sys.executable, "-m", "snakemake", "-s", str(REPO / "Snakefile"), "-d", str(work), "--cores", "2",
+               "prepare_data"]
+
+        def prepare_data():
+            return subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+
+        r = prepare_data()
+        assert r.returncode == 0, r.stderr[-3000:]
+        splits = work / "results" / "data" / "splits"
+        pool = {p: (splits / f"{p}.csv").read_text() for p in ("train", "val", "test")}
+        assert sum(len(v.splitlines()) - 1 for v in pool.values()) == 10  # the 10 images the study keeps
+
+        gt = work / "results/data/raw/isic2019/downloads/ISIC_2019_Training_GroundTruth.csv"
+        assert (work / "results/data/raw/isic2019/downloads/ISIC_2019_Training_GroundTruth.csv.sha256").exists()
+        keep = sum(len(line) for line in gt.read_bytes().splitlines(keepends=True)[:6])
+        with open(gt, "r+b") as f:  # truncated in place, at a line end: still a well-formed CSV
+            f.truncate(keep)
+        r = prepare_data()
+        assert r.returncode != 0, "a damaged download was indexed: " + r.stderr[-3000:]
+        log = (work / "logs/data/index_isic/isic2019.log").read_text()
+        assert f"{gt}: checksum mismatch" in log or f"{gt.relative_to(work)}: checksum mismatch" in log, log[-3000:]
+        assert f"delete it and run again to download it again from {server.url}/2019/{gt.name}" in log
+        assert {p: (splits / f"{p}.csv").read_text() for p in pool} == pool  # nothing rewritten
+
+        gt.unlink()  # as the message says
+        r = prepare_data()
+        assert r.returncode == 0, r.stderr[-3000:]
+        assert {p: (splits / f"{p}.csv").read_text() for p in pool} == pool
+    finally:
+        server.close()

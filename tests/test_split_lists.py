@@ -290,10 +290,10 @@ def test_mirror_and_local_copies_of_the_lists(tmp_path):
     specs = split_lists.list_sources(cfg)
     spec = specs["split.lists.val"]
     assert spec["download"] is None and spec["path"] == str(clone / "isic2019-val.csv")
-    sources.verify_local_sources({"val": spec})  # used in place, checked
+    sources.verify_sources({"val": spec})  # used in place, checked
     (clone / "isic2019-val.csv").write_bytes(b"image,label\nISIC_0000000,0\n")
     with pytest.raises(ChecksumError, match=r"isic2019-val\.csv: checksum mismatch"):
-        sources.verify_local_sources({"val": spec})
+        sources.verify_sources({"val": spec})
 
 
 # --- config forms and their errors ---------------------------------------------------------------------

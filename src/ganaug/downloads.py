@@ -7,9 +7,14 @@
     with exponential backoff, other HTTP errors (404, 403, ...) fail at once naming the URL. The part file
     becomes ``dest`` (``os.replace``) only after its size (Content-Length / Content-Range / `size`) and its
     sha256 (the configured `sha256`, else the one recorded by an earlier download) are checked. The
-    checksum is recorded in ``<dest>.sha256`` (``sha256sum`` format) and every later call re-hashes `dest`
-    and checks it: a mismatch is a ChecksumError naming the file; the file is left as it is, never
-    downloaded over (unless ``replace_bad=True``, which the weights cache uses).
+    checksum is recorded in ``<dest>.sha256`` (``sha256sum`` format) and every later call checks `dest`
+    again (``verify_file``): a mismatch is a ChecksumError naming the file; the file is left as it is,
+    never downloaded over (unless ``replace_bad=True``, which the weights cache uses).
+``verify_file(path, sha256=None, record_for=None, url=None)`` -> sha256
+    the check every job makes before it reads a downloaded or local file: its sha256 against the
+    configured one, else the recorded one. A stamp beside the record, ``<dest>.stamp`` (the file, its size,
+    mtime_ns and sha256), makes it cheap: an unchanged file is not hashed again, a file whose size or mtime
+    changed is.
 ``extract(archive, target_dir, sha256=None)`` -> target_dir
     zip or tar (.gz/.bz2/.xz). Every member is checked before anything is written: an absolute name, a
     ``..`` component, a link pointing outside the folder, a member written through a symlink, or a device
@@ -51,6 +56,7 @@ from .io import InputError, atomic_path, sha256_file
 log = logging.getLogger("ganaug")
 
 CHUNK = 1 << 20
+STAMP_SETTLE_NS = 2_000_000_000  # see _stamped_sha256
 RETRY_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504}) | frozenset(range(505, 600))
 EXTRACT_MARKER = ".ganaug-extracted.json"
 _TAR_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".tar.bz2", ".tbz2", ".tbz", ".tar.xz", ".txz")
@@ -116,15 +122,66 @@ def _norm_sha(sha256, what) -> str | None:
     return want
 
 
+def stamp_path(path) -> Path:
+    """The stamp beside a file's checksum record: ``<path>.stamp``."""
+    path = Path(path)
+    return path.with_name(path.name + ".stamp")
+
+
+def _stamped_sha256(path: Path, record_for: Path) -> str | None:
+    """The sha256 the stamp of `record_for` holds for `path` if the file is unchanged since it was hashed
+    (same path, size and mtime_ns, last written well before it was hashed), else None."""
+    try:
+        info = json.loads(stamp_path(record_for).read_text())
+        st = path.stat()
+    except (OSError, ValueError):
+        return None
+    if not isinstance(info, dict):
+        return None
+    sha = info.get("sha256")
+    checked = info.get("checked_ns")
+    unchanged = (info.get("file") == os.path.abspath(path) and info.get("size") == st.st_size
+                 and info.get("mtime_ns") == st.st_mtime_ns)
+    # a file written less than STAMP_SETTLE_NS before it was hashed may have been written again within the
+    # same mtime tick, unseen: such a stamp is not trusted (the next check hashes it again)
+    settled = isinstance(checked, int) and st.st_mtime_ns < checked - STAMP_SETTLE_NS
+    if unchanged and settled and isinstance(sha, str) and re.fullmatch(r"[0-9a-f]{64}", sha):
+        return sha
+    return None
+
+
+def _write_stamp(path: Path, record_for: Path, st: os.stat_result, checked_ns: int, digest: str) -> None:
+    stamp = {"file": os.path.abspath(path), "size": st.st_size, "mtime_ns": st.st_mtime_ns,
+             "checked_ns": checked_ns, "sha256": digest}
+    with atomic_path(stamp_path(record_for)) as tmp:
+        tmp.write_text(json.dumps(stamp, indent=1) + "\n")
+
+
+def _current_sha256(path: Path, record_for: Path, stamp: bool) -> str:
+    """The sha256 of `path`: the stamp's when the file is unchanged since, else hashed (and, with `stamp`,
+    the stamp refreshed; the stat is taken before hashing, so a change while hashing shows later)."""
+    if stamp:
+        digest = _stamped_sha256(path, record_for)
+        if digest is not None:
+            return digest
+    checked_ns = time.time_ns()
+    st = path.stat()
+    digest = sha256_file(path)
+    if stamp:
+        _write_stamp(path, record_for, st, checked_ns, digest)
+    return digest
+
+
 def _check_existing(path: Path, want: str | None, recorded: str | None, record: bool, url: str | None,
                     replace_bad: bool, record_for: Path | None = None) -> str | None:
-    """Hash an existing file and check it against the configured or recorded sha256.
+    """Check an existing file against the configured or recorded sha256 (hashed again only when its size or
+    mtime changed since its stamp; no stamp without `record`).
 
     Returns its digest when it passes; None when it failed and was removed (replace_bad); raises
     ChecksumError otherwise. A file with no expected checksum is accepted and its checksum recorded."""
     record_for = record_for or path
     expected = want or recorded
-    actual = sha256_file(path)
+    actual = _current_sha256(path, record_for, stamp=record)
     if expected is None or actual == expected:
         if record and recorded != actual:
             _write_record(record_for, actual)
@@ -134,12 +191,35 @@ def _check_existing(path: Path, want: str | None, recorded: str | None, record: 
         log.warning("%s: sha256 %s does not match the %s checksum %s; removing it and downloading again",
                     path, actual, source, expected)
         path.unlink()
+        stamp_path(record_for).unlink(missing_ok=True)
         return None
-    hint = f"delete it to download it again from {url}" if url else "replace it with the right file"
+    if Path(path) != Path(record_for):  # a local copy, used in place
+        hint = "replace it with the right file" + (f" (a copy of {url})" if url else "")
+    elif url:
+        hint = f"delete it and run again to download it again from {url}"
+    else:
+        hint = "replace it with the right file"
     if not want:
         hint += f" (or delete {record_path(record_for)} if this file is the one intended)"
     raise ChecksumError(f"{path}: checksum mismatch: sha256 is {actual}, expected {expected} ({source}); "
                         f"the file is left as it is: {hint}")
+
+
+def verify_file(path, sha256: str | None = None, record_for=None, url: str | None = None) -> str:
+    """Check a downloaded or local file before reading it; returns its sha256.
+
+    Expected: `sha256` (configured), else the checksum recorded in ``<record_for>.sha256`` (record_for: the
+    file's download path, default `path`; recorded there when none is). The stamp ``<record_for>.stamp``
+    holds the file's size, mtime_ns and sha256 when last hashed: an unchanged file is not hashed again, a
+    changed one is (and the stamp refreshed). A mismatch is a ChecksumError naming the file and saying how
+    to obtain it again (from `url`); an absent file an InputError."""
+    path = Path(path)
+    record_for = Path(record_for) if record_for else path
+    if not path.is_file():
+        raise InputError(f"{path}: file not found" + (f" (it comes from {url}; run again to download it)"
+                                                      if url and path == record_for else ""))
+    want = _norm_sha(sha256, path)
+    return _check_existing(path, want, recorded_sha256(record_for), True, url, False, record_for=record_for)
 
 
 # ----------------------------------------------------------------------------------------------------
@@ -414,7 +494,7 @@ def _fetch_file(url, dest, sha256=None, mirror=None, local=None, record: bool = 
                              f"{local}: local folder has no file '{name}'")
         want = _norm_sha(sha256, path)
         recorded = recorded_sha256(dest) if record else None
-        digest = _check_existing(path, want, recorded, record, None, False, record_for=dest)
+        digest = _check_existing(path, want, recorded, record, url, False, record_for=dest)
         log.info("%s: using the local copy %s (sha256 %s)", name, path, digest)
         return path, digest
     if mirror:

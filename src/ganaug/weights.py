@@ -21,7 +21,9 @@ import logging
 import re
 from pathlib import Path
 
-from .downloads import ChecksumError, DownloadError, download, filename_for, record_path, recorded_sha256
+from .downloads import (
+    ChecksumError, DownloadError, download, filename_for, record_path, recorded_sha256, stamp_path,
+)
 from .io import InputError, sha256_file
 
 __all__ = ["ChecksumError", "DownloadError", "fetch", "name_hash_prefix", "resolve_weights"]
@@ -76,6 +78,7 @@ def resolve_weights(path=None, url=None, sha256=None, cache_dir="results/cache/w
             if not actual.startswith(prefix):
                 p.unlink()
                 record_path(p).unlink(missing_ok=True)
+                stamp_path(p).unlink(missing_ok=True)
                 raise ChecksumError(f"{url}: checksum mismatch for {p}: sha256 {actual} does not start with "
                                     f"{prefix}, the hash prefix in the file's name; the bad download was removed")
         return p

@@ -175,15 +175,15 @@ def split_inputs(wildcards):
     return inputs
 
 
-def local_lists(prefix):
-    """{key: spec} of the split lists given as `local` copies (LOCAL_LISTS, data.smk) whose config key starts
-    with prefix: the job reading them checks their sha256 first."""
-    return {k: s for k, s in LOCAL_LISTS.items() if k.startswith(prefix)}
+def checked_lists(prefix):
+    """{key: spec} of the split lists downloaded or given as `local` copies (CHECKED_LISTS, data.smk) whose
+    config key starts with prefix: the job reading them checks their sha256 first."""
+    return {k: s for k, s in CHECKED_LISTS.items() if k.startswith(prefix)}
 
 
-def local_list_param(prefix):
-    """Params {lists: ...} for a rule reading local list copies; none otherwise (no new param, no re-run)."""
-    found = local_lists(prefix)
+def checked_list_param(prefix):
+    """Params {lists: ...} for a rule reading checked list files; none otherwise (no new param, no re-run)."""
+    found = checked_lists(prefix)
     return {"lists": found} if found else {}
 
 

@@ -22,8 +22,8 @@ DOWNLOADS = {
     for s in [*(s for srcs in DATA_SOURCES.values() for s in srcs.values()), *LIST_SOURCES.values()]
     if s["download"]
 }
-# a list given as a `local` copy is used in place: the job reading it checks its sha256 first
-LOCAL_LISTS = {k: s for k, s in LIST_SOURCES.items() if s["local"]}
+# a list downloaded or given as a `local` copy (used in place): the job reading it checks its sha256 first
+CHECKED_LISTS = {k: s for k, s in LIST_SOURCES.items() if s["record"]}
 EXTRACTS = {
     s["path"]: s for srcs in DATA_SOURCES.values() for s in srcs.values() if s["archive"] and s["path"] != s["local"]
 }
@@ -189,7 +189,7 @@ rule index_isic:
         report="results/data/prepared/{dataset}.json",
     params:
         cfg=lambda w: config["datasets"][w.dataset],
-        specs=lambda w: {**DATA_SOURCES[w.dataset], **local_lists(f"datasets.{w.dataset}.list")},
+        specs=lambda w: {**DATA_SOURCES[w.dataset], **checked_lists(f"datasets.{w.dataset}.list")},
         seed=config["seed"],
         code=code_version("datasets", *DATA_CODE["isic"]),
     log:
@@ -217,7 +217,7 @@ rule index_manual:
         report="results/data/prepared/{dataset}.json",
     params:
         cfg=lambda w: config["datasets"][w.dataset],
-        specs=lambda w: local_lists(f"datasets.{w.dataset}.list"),
+        specs=lambda w: checked_lists(f"datasets.{w.dataset}.list"),
         seed=config["seed"],
         code=code_version("datasets", *DATA_CODE["manual_index"], "phash"),
     log:
@@ -299,7 +299,7 @@ rule split:
         group_by=config["split"]["group_by"],
         seed=config["seed"],
         code=code_version("datasets"),
-        **local_list_param("split.lists."),
+        **checked_list_param("split.lists."),
     log:
         "logs/data/split.log",
     benchmark:
@@ -323,7 +323,7 @@ rule reduced_split:
         csv="results/data/splits/reduced/{fraction}/rep{rep}.csv",
     params:
         code=code_version("datasets", *DATA_CODE["splits"]),
-        **local_list_param("split.reduced_lists."),
+        **checked_list_param("split.reduced_lists."),
     log:
         "logs/data/reduced_split/{fraction}/rep{rep}.log",
     benchmark:

@@ -2,11 +2,11 @@
 
 from ganaug.progress import start_job
 from ganaug.data.prepare import prepare_dataset
-from ganaug.data.sources import verify_local_sources
+from ganaug.data.sources import verify_sources
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)
-verify_local_sources(sm.params.specs, log=log)
+verify_sources(sm.params.specs, log=log)
 inputs = {k: v for k, v in sm.input.items()}
 prepare_dataset(
     sm.wildcards.dataset,

@@ -3,11 +3,11 @@
 from ganaug.datasets import import_split_lists, read_index, split_dataset
 from ganaug.io import seed_from, write_csv
 from ganaug.progress import start_job
-from ganaug.data.sources import verify_local_sources
+from ganaug.data.sources import verify_sources
 
 sm = snakemake  # noqa: F821
 log, _ = start_job(sm.log[0], sm.threads)
-verify_local_sources(sm.params.get("lists", {}), log=log)  # list copies given as `local`: their sha256
+verify_sources(sm.params.get("lists", {}), log=log)  # downloaded or `local` list files: their sha256
 index = read_index(sm.input.index)
 lists = {k[len("list_"):]: v for k, v in sm.input.items() if k.startswith("list_")}
 if lists:

@@ -3,7 +3,8 @@ datasets placed by hand, turned into source specs the download, extraction and p
 
 A spec (``sources``) names the URL, the expected sha256 (configured, else recorded at the first download),
 a mirror or a `local` copy, where the download goes and what the preprocessing reads. ``fetch_source`` and
-``extract_source`` obtain the verified file or the extracted folder through ``ganaug.downloads``.
+``extract_source`` obtain the verified file or the extracted folder through ``ganaug.downloads``;
+``verify_sources`` checks the files a job reads again, before it reads them.
 """
 
 from __future__ import annotations
@@ -167,9 +168,17 @@ def extract_source(spec: dict, target_dir, log=None) -> Path:
     )
 
 
-def verify_local_sources(specs: dict, log=None) -> None:
-    """Check every `local` file copy among specs against its configured (or recorded) sha256."""
+def verify_sources(specs: dict, log=None) -> None:
+    """Check the files among specs that a job reads as they are, before it reads them: each download or
+    `local` copy against its configured (else recorded) sha256 (ganaug.downloads.verify_file: hashed again
+    only when its size or mtime changed since the last check). Archives are left to their extraction, which
+    checks them first; a list given as a plain path has no checksum."""
+    from .. import downloads
+
+    log = log or log_default
     for spec in specs.values():
-        local = spec.get("local")
-        if local and Path(local).is_file():
-            fetch_source(spec, log=log)
+        if spec.get("archive") or not spec.get("record"):
+            continue
+        digest = downloads.verify_file(spec["source"], sha256=spec.get("sha256"), record_for=spec["record"],
+                                       url=spec.get("url"))
+        log.info("%s: sha256 %s verified", spec["source"], digest)

@@ -1,5 +1,5 @@
-"""KID (ganaug.fid.kid): the unbiased MMD^2 with the cubic polynomial kernel over random subsets, as Binkowski et
-al. (2018) and torch-fidelity compute it."""
+"""KID (ganaug.fid.kid): the unbiased MMD^2 with the cubic polynomial kernel over random subsets, as
+Binkowski et al. (2018) and torch-fidelity compute it."""
 
 import logging
 
@@ -12,7 +12,7 @@ from ganaug.io import InputError
 
 
 def _reference_mmd2(x, y):
-    """The unbiased MMD^2 of one pair of subsets, term by term as in the paper (no shared code with the library)."""
+    """The unbiased MMD^2 of one pair of subsets, term by term as in the paper (no code shared with it)."""
     d = x.shape[1]
     m = len(x)
     kxx = (x @ x.T / d + 1) ** 3
@@ -41,13 +41,14 @@ def test_kid_equals_a_loop_over_the_same_subsets():
 
 
 def test_kid_matches_torch_fidelity_on_its_subsets():
-    """torch-fidelity's own KID on feature arrays, with the subsets it draws (RandomState(rng_seed).choice, the
-    first set's then the second's, per subset) given to kid_per_subset."""
+    """torch-fidelity's own KID on feature arrays, with the subsets it draws (RandomState(rng_seed).choice,
+    the first set's then the second's, per subset) given to kid_per_subset."""
     tf_kid = pytest.importorskip("torch_fidelity.metric_kid")
     x, y = _samples(2, n_x=200, n_y=180, d=12, shift=0.2)
     n_subsets, m, seed = 9, 50, 7
     rs = np.random.RandomState(seed)
-    draws = [(rs.choice(len(x), m, replace=False), rs.choice(len(y), m, replace=False)) for _ in range(n_subsets)]
+    draws = [(rs.choice(len(x), m, replace=False), rs.choice(len(y), m, replace=False))
+             for _ in range(n_subsets)]
     vals = kid_per_subset(x, y, [a for a, _ in draws], [b for _, b in draws], device="cpu")
     theirs = tf_kid.kid_features_to_metric(torch.from_numpy(x), torch.from_numpy(y), kid_subsets=n_subsets,
                                            kid_subset_size=m, rng_seed=seed, verbose=False)
@@ -58,7 +59,8 @@ def test_kid_matches_torch_fidelity_on_its_subsets():
 def test_kid_defaults_are_torch_fidelitys():
     defaults = pytest.importorskip("torch_fidelity.defaults").DEFAULTS
     cfg = fid_settings(None)
-    assert (cfg["kid_subsets"], cfg["kid_subset_size"]) == (defaults["kid_subsets"], defaults["kid_subset_size"])
+    for key in ("kid_subsets", "kid_subset_size"):
+        assert cfg[key] == defaults[key]
 
 
 def test_kid_spread_over_subsets_is_real():
@@ -71,7 +73,7 @@ def test_kid_spread_over_subsets_is_real():
 
 
 def test_kid_of_whole_samples_has_no_spread(caplog):
-    """Subsets as large as both sets are the sets themselves: one full-sample estimate, std None, a warning."""
+    """Subsets as large as both sets are the sets themselves: one full-sample estimate, no std, a warning."""
     x, y = _samples(4, n_x=30, n_y=30, d=5, shift=0.4)
     with caplog.at_level(logging.WARNING, logger="ganaug"):
         mean, std = kid(x, y, n_subsets=100, subset_size=1000, seed=0, device="cpu")

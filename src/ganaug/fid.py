@@ -13,7 +13,8 @@ Two extractors, chosen by the config key ``fid.features`` (see ``fid_settings``)
   ``fid_ancillary``. Not comparable with published FIDs, nor with the study's 0.3 rule in absolute terms.
 With ``fid.second_metric`` the other features give a second FID reported beside the selection metric.
 KID (unbiased, cubic polynomial kernel, averaged over random subsets: ``fid.kid_subsets`` of
-``fid.kid_subset_size`` rows) is less biased at small sample sizes than FID; its std is the spread over subsets.
+``fid.kid_subset_size`` rows) is less biased at small sample sizes than FID; its std is the spread over
+subsets.
 """
 
 from __future__ import annotations
@@ -152,7 +153,7 @@ def fid_from_features(feat_r, feat_g) -> float:
 def kid_subset_indices(n_real: int, n_fake: int, n_subsets: int, subset_size: int,
                        seed: int) -> tuple[np.ndarray, np.ndarray]:
     """The rows of each KID subset: two n_subsets x m index arrays (real, generated), m = min(subset_size,
-    n_real, n_fake), each row drawn without replacement from its set, from one generator seeded with `seed`."""
+    n_real, n_fake), each row drawn without replacement from its set, by one generator seeded with `seed`."""
     m = min(int(subset_size), int(n_real), int(n_fake))
     if m < 2:
         raise InputError(f"kid: need at least 2 samples per set and a subset size >= 2, got {n_real} real, "
@@ -199,8 +200,8 @@ def kid_per_subset(feat_r, feat_g, idx_r, idx_g, device=None, max_bytes: int = 1
     for s in range(0, n_subsets, chunk):  # chunks of subsets bound the memory; each chunk is one batch
         xs = x_all[torch.from_numpy(idx_r[s : s + chunk]).to(device)]
         ys = y_all[torch.from_numpy(idx_g[s : s + chunk]).to(device)]
-        within = (kernel_sum(xs, xs) - kernel_trace(xs) + kernel_sum(ys, ys) - kernel_trace(ys)) / (m * (m - 1))
-        out.append(within - 2.0 * kernel_sum(xs, ys) / (m * m))
+        within = kernel_sum(xs, xs) - kernel_trace(xs) + kernel_sum(ys, ys) - kernel_trace(ys)
+        out.append(within / (m * (m - 1)) - 2.0 * kernel_sum(xs, ys) / (m * m))
     return torch.cat(out).cpu().numpy()
 
 
@@ -216,9 +217,9 @@ def kid(feat_r, feat_g, n_subsets: int = 100, subset_size: int = 1000, seed: int
     n_r, n_g = len(feat_r), len(feat_g)
     m = min(int(subset_size), n_r, n_g)
     if m == n_r == n_g:
-        log.warning("kid: a subset of %d is the whole of both sets (%d real, %d generated), so every subset is "
-                    "the same and kid_std is not defined; a subset size below the number of samples (config "
-                    "fid.kid_subset_size) gives the spread", m, n_r, n_g)
+        log.warning("kid: a subset of %d is the whole of both sets (%d real, %d generated), so every subset "
+                    "is the same and kid_std is not defined; a subset size below the number of samples "
+                    "(config fid.kid_subset_size) gives the spread", m, n_r, n_g)
         n_subsets = 1
     idx_r, idx_g = kid_subset_indices(n_r, n_g, n_subsets, subset_size, seed)
     vals = kid_per_subset(feat_r, feat_g, idx_r, idx_g, device=device)

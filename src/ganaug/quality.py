@@ -121,8 +121,8 @@ def quality_per_class(real_feats, real_labels, fake_feats, fake_labels, k: int =
             pr = precision_recall(r, f, k, block)
             row.update(precision=pr["precision"], recall=pr["recall"])
         if min(len(r), len(f)) >= 2:
-            row["kid"], row["kid_std"] = kid(r, f, n_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed,
-                                               device=device)
+            row["kid"], row["kid_std"] = kid(r, f, n_subsets=kid_subsets, subset_size=kid_subset_size,
+                                               seed=seed, device=device)
         if min(len(r), len(f)) >= max(2, fid_min_n):
             try:
                 row["fid"] = fid_from_features(r, f)

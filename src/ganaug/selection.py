@@ -144,7 +144,8 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     # beyond FID: k-NN precision / recall, KID and FID, overall and per class, at the chosen snapshot
     feat_g = _features(G, fake_seed0, [extractor])[extractor.metric]
     quality = quality_per_class(feat_r, labels, feat_g, labels, k=3, kid_subsets=cfg["kid_subsets"],
-                                kid_subset_size=cfg["kid_subset_size"], seed=seed_from(seed, "kid"), device=device,
+                                kid_subset_size=cfg["kid_subset_size"], seed=seed_from(seed, "kid"),
+                                device=device,
                                 fid_min_n=feat_r.shape[1])
     gt.save_png(out_grid, gt.sample_grid(G, int(cfg["grid_per_class"]), seed_from(seed, "grid"), device,
                                          masks=masks, mask_labels=labels))

@@ -215,13 +215,13 @@ def kid(feat_r, feat_g, n_subsets: int = 100, subset_size: int = 1000, seed: int
     (every subset is then the same set; the mean is the full-sample estimate, computed once, and a warning
     says to take a subset size below the number of samples)."""
     n_r, n_g = len(feat_r), len(feat_g)
-    m = min(int(subset_size), n_r, n_g)
+    idx_r, idx_g = kid_subset_indices(n_r, n_g, n_subsets, subset_size, seed)
+    m = idx_r.shape[1]
     if m == n_r == n_g:
         log.warning("kid: a subset of %d is the whole of both sets (%d real, %d generated), so every subset "
                     "is the same and kid_std is not defined; a subset size below the number of samples "
                     "(config fid.kid_subset_size) gives the spread", m, n_r, n_g)
-        n_subsets = 1
-    idx_r, idx_g = kid_subset_indices(n_r, n_g, n_subsets, subset_size, seed)
+        idx_r, idx_g = idx_r[:1], idx_g[:1]
     vals = kid_per_subset(feat_r, feat_g, idx_r, idx_g, device=device)
     return float(vals.mean()), (float(vals.std()) if len(vals) > 1 else None)
 

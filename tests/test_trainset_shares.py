@@ -19,7 +19,8 @@ def test_share_counts_by_hand():
     assert share_counts({0: 7, 1: 5}, 1) == [{0: 7, 1: 5}]
     for total, parts in itertools.product(range(0, 14), range(1, 6)):
         shares = [s[0] for s in share_counts({0: total}, parts)]
-        assert sum(shares) == total and max(shares) - min(shares) <= 1 and shares == sorted(shares, reverse=True)
+        assert sum(shares) == total and max(shares) - min(shares) <= 1
+        assert shares == sorted(shares, reverse=True)
 
 
 def _one_at_a_time(wanted, capacities):
@@ -51,7 +52,8 @@ def test_allocate_equals_one_at_a_time_on_random_cases():
     for _ in range(300):
         k = int(rng.integers(1, 6))
         wanted = {0: int(rng.integers(0, 40)), 1: int(rng.integers(0, 15))}
-        caps = [{c: (INF if rng.random() < 0.4 else int(rng.integers(0, 15))) for c in (0, 1)} for _ in range(k)]
+        caps = [{c: (INF if rng.random() < 0.4 else int(rng.integers(0, 15))) for c in (0, 1)}
+                for _ in range(k)]
         got = allocate(wanted, caps)
         assert got == _one_at_a_time(wanted, caps), (wanted, caps)
         for c in (0, 1):

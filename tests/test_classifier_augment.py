@@ -61,18 +61,55 @@ def test_flip_only_gives_identity_or_flips():
     assert seen == {0, 1, 2, 3}
 
 
-def test_rotation_by_90_degrees_matches_rot90():
+# Rotation convention (torchvision's RandomRotation / TF.rotate, which the study used): a positive angle
+# turns the picture counter-clockwise as displayed (x to the right, y = row index downwards), so a point at
+# (dx, dy) from the centre moves to (dx cos a + dy sin a, -dx sin a + dy cos a), e.g. 3 o'clock to 12 o'clock.
+def _ccw(dx, dy, angle):
+    return dx * np.cos(angle) + dy * np.sin(angle), -dx * np.sin(angle) + dy * np.cos(angle)
+
+
+def test_rotation_by_plus_and_minus_90_degrees_is_rot90():
+    """Angles forced through the uniforms sample_params draws (params_from_uniforms): +90 is one
+    counter-clockwise quarter turn, torch.rot90(k=1) on (H, W); -90 the clockwise one."""
+    from ganaug.classifier.augment import _C_ROT, N_DRAWS
+
     x = _images(n=2)
     aug = BatchAugment(_cfg(rotation=90.0), (0, 0, 0), (1, 1, 1), out_size=32)
-    p = aug.sample_params(2, torch.Generator().manual_seed(0))
-    # force angles of +90 and -90 degrees through the composed matrix
-    p["theta"] = torch.tensor([[[0.0, -1.0, 0.0], [1.0, 0.0, 0.0]], [[0.0, 1.0, 0.0], [-1.0, 0.0, 0.0]]])
-    y = aug.apply(x, p)
+    u = torch.full((2, N_DRAWS), 0.5, dtype=torch.float64)
+    u[:, _C_ROT] = torch.tensor([1.0, 0.0])  # angle = rotation * (2u - 1): +90 and -90 degrees
+    y = aug.apply(x, aug.params_from_uniforms(u))
     base = x.permute(0, 3, 1, 2).float() / 255
-    r1 = torch.rot90(base[0], 1, dims=(1, 2))
-    r2 = torch.rot90(base[1], -1, dims=(1, 2))
-    assert torch.allclose(y[0], r1, atol=1e-5) or torch.allclose(y[0], torch.rot90(base[0], -1, dims=(1, 2)), atol=1e-5)
-    assert torch.allclose(y[1], r2, atol=1e-5) or torch.allclose(y[1], torch.rot90(base[1], 1, dims=(1, 2)), atol=1e-5)
+    assert torch.allclose(y[0], torch.rot90(base[0], 1, dims=(1, 2)), atol=1e-5)
+    assert torch.allclose(y[1], torch.rot90(base[1], -1, dims=(1, 2)), atol=1e-5)
+    assert torch.allclose(TF.rotate(base[0], 90.0), torch.rot90(base[0], 1, dims=(1, 2)))  # the convention
+
+
+def test_sampled_rotation_turns_a_marker_counter_clockwise():
+    """The real path, sample_params -> apply: the angle of each sample is recomputed from the same generator's
+    uniforms, and a bright marker must land where a counter-clockwise turn by that angle puts it."""
+    from ganaug.classifier.augment import _C_ROT, N_DRAWS
+
+    n, size, rotation = 16, 32, 60.0
+    img = torch.zeros(n, size, size, 3, dtype=torch.uint8)
+    row, col = 8, 22  # a 3 x 3 marker centred on this pixel
+    img[:, row - 1:row + 2, col - 1:col + 2] = 255
+    aug = BatchAugment(_cfg(rotation=rotation), (0, 0, 0), (1, 1, 1), out_size=size)
+    params = aug.sample_params(n, torch.Generator().manual_seed(11))
+    y = aug.apply(img, params).sum(dim=1)  # n x H x W
+    u = torch.rand(n, N_DRAWS, generator=torch.Generator().manual_seed(11), dtype=torch.float64)
+    angles = np.radians(rotation) * (2 * u[:, _C_ROT].numpy() - 1)
+    centre = size / 2
+    dx, dy = col + 0.5 - centre, row + 0.5 - centre  # pixel centres, y downwards
+    ys, xs = torch.meshgrid(torch.arange(size) + 0.5, torch.arange(size) + 0.5, indexing="ij")
+    far_from_mirror = 0
+    for i, a in enumerate(angles):
+        w = y[i].double()
+        got = np.array([(w * xs).sum() / w.sum(), (w * ys).sum() / w.sum()]) - centre
+        expect = np.array(_ccw(dx, dy, a))
+        mirror = np.array(_ccw(dx, dy, -a))  # where a clockwise turn would put it
+        assert np.hypot(*(got - expect)) < 1.0, (i, np.degrees(a), got, expect)
+        far_from_mirror += np.hypot(*(got - mirror)) > 4.0
+    assert far_from_mirror >= n // 2  # enough large angles that the wrong direction could not pass
 
 
 def test_sampled_geometry_respects_ranges():

@@ -32,12 +32,21 @@ def test_parse_ratio():
     assert parse_ratio("1 : 0.5") == Ratio(F(1), F(1, 2), F(1, 2))
 
 
-@pytest.mark.parametrize("bad", ["", "1", "1:1:1", "(1:1/2)", "(1:1/2:3/4", "1:a", "1:-1/2", "a:b",
-                                 "1:1/0", "3/2:0", "2:1", "0:0", "(1:1/2:3/4:1)", 0.5, None])
-def test_parse_ratio_errors_name_the_text(bad):
+@pytest.mark.parametrize("bad,problem", [
+    ("", "expected 'a:b'"), ("  ", "expected 'a:b'"), ("1", "expected 'a:b'"), ("1:1:1", "expected 'a:b'"),
+    ("(1:1/2)", "needs three fractions"), ("(1:1/2:3/4", "unbalanced parentheses"),
+    ("1:a", "'a' is not a non-negative fraction"), ("1:-1/2", "'-1/2' is not a non-negative fraction"),
+    ("a:b", "'a' is not a non-negative fraction"), ("1:1/0", "divides by zero"),
+    ("3/2:0", "larger than 1"), ("2:1", "larger than 1"), ("0:0", "nothing to train on"),
+    ("(1:1/2:3/4:1)", "needs three fractions"), (0.5, "expected a string"), (None, "expected a string"),
+])
+def test_parse_ratio_errors_name_the_text(bad, problem):
+    """The message starts with the ratio exactly as given, quoted (so an empty one reads ratio ''), and
+    says what is wrong with it."""
     with pytest.raises(InputError) as e:
         parse_ratio(bad)
-    assert repr(bad) in str(e.value) or str(bad) in str(e.value)
+    assert str(e.value).startswith(f"ratio {bad!r}: "), str(e.value)
+    assert problem in str(e.value), str(e.value)
 
 
 def test_counts_design_examples():

@@ -46,8 +46,22 @@ def test_non_finite_and_errors():
         select_snapshot([(10, 1.0)], tolerance=-1)
 
 
+def test_no_chaining_ties_and_order():
+    """Every candidate is measured against the lowest FID, not against its neighbour; among equal lowest FIDs
+    and their candidates the latest wins; the order of the pairs does not matter."""
+    assert select_snapshot([(1, 10.0), (2, 10.2), (3, 10.4)]) == (2, 10.2)  # 10.4: 0.4 above the lowest
+    assert select_snapshot([(1, 10.0), (2, 12.0), (3, 10.1)]) == (3, 10.1)  # a worse one between: no matter
+    assert select_snapshot([(3, 10.1), (1, 10.0), (2, 10.0)]) == (3, 10.1)
+    assert select_snapshot([(1, 10.0), (3, 10.0), (2, 10.0)]) == (3, 10.0)
+    assert select_snapshot([(1, 10.0), (2, 10.0), (3, 10.3)]) == (2, 10.0)  # the later tie; 10.3 is not < 0.3
+    assert select_snapshot([(5, 1.0), (7, 1.2999), (6, 1.1)], tolerance=0.3) == (7, 1.2999)
+
+
 def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
-    """The FID loop over snapshots with stub generators (quality set by kimg) and a tiny domain model."""
+    """The FID loop over snapshots with stub generators and a linear stub feature model, so that each
+    snapshot's FID is known beforehand: generated images are the compared real images with c added to four
+    pixels, the features are those pixels / 4, so the FID is 4 * (c / 4)^2 = c^2 / 4 (equal covariances,
+    shifted means)."""
     import json
 
     import numpy as np
@@ -60,63 +74,69 @@ def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
     from ganaug.selection import select_checkpoint
 
     rng = np.random.default_rng(0)
-    real = rng.integers(0, 256, (64, 16, 16, 3), dtype=np.uint8)
+    real = rng.integers(0, 250, (64, 16, 16, 3), dtype=np.uint8)
     labels = np.r_[np.zeros(40, int), np.ones(24, int)]
-    for name in ("snapshot-000001.pt", "snapshot-000002.pt", "snapshot-000004.pt", "unrelated.txt"):
+    for name in ("snapshot-000001.pt", "snapshot-000002.pt", "snapshot-000004.pt", "snapshot-000008.pt",
+                 "unrelated.txt"):
         (tmp_path / name).write_bytes(b"")
+    shift = {1.0: 3, 2.0: 0, 4.0: 1, 8.0: 2}  # ancillary FIDs 2.25, 0, 0.25, 1.0 (Inception stub below: c^2)
 
     class StubG:
         num_classes, z_dim = 2, 8
 
         def __init__(self, kimg):
-            self.mix = {1.0: 0.8, 2.0: 0.3, 4.0: 0.02}[kimg]  # blend toward grey: worse early
+            self.shift = shift[kimg]
 
     def fake_generate(G, labels_, seed, device, **kw):
-        r = np.random.default_rng(seed)
-        base = r.integers(0, 256, (len(labels_), 16, 16, 3)).astype(float)
-        return np.round(G.mix * 128 + (1 - G.mix) * base).astype(np.uint8)
+        assert len(labels_) == len(real)  # n_images = all the reals, in their order
+        fake = real.copy()
+        fake[:, 0, :4, 0] += np.uint8(G.shift)
+        return fake
 
     monkeypatch.setattr(gt, "load_generator", lambda path, device, ema=True: StubG(gt.snapshot_kimg(path)))
     monkeypatch.setattr(gt, "generate", fake_generate)
     monkeypatch.setattr(gt, "sample_grid", lambda G, n, seed, device, **kw: np.zeros((32, 16 * n, 3), np.uint8))
 
-    class Tiny(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            torch.manual_seed(0)
-            self.conv = torch.nn.Conv2d(3, 6, 3)
-
-        def features(self, x):
-            y = torch.relu(self.conv(x))
-            return torch.cat([y.mean(dim=(2, 3)), y.std(dim=(2, 3))], 1)
+    class Linear(torch.nn.Module):
+        def features(self, x):  # x = pixel / 4 with the mean and std of Info
+            return x[:, 0, 0, :4]
 
     class Info:
-        mean, std, input_size, name = (0.5,) * 3, (0.5,) * 3, 16, "timm:tiny"
+        mean, std, input_size, name = (0.0,) * 3, (4 / 255,) * 3, 16, "timm:linear"
 
-    monkeypatch.setattr(ct, "load_classifier", lambda path, device: (Tiny(), Info()))
+    monkeypatch.setattr(ct, "load_classifier", lambda path, device: (Linear(), Info()))
     out = select_checkpoint(tmp_path, real, labels, tmp_path / "model.pt",
-                            {"n_images": 48, "tolerance": 0.3, "noise_seeds": 3, "grid_per_class": 2,
-                             "inception_weights": None},
+                            {"n_images": 64, "tolerance": 0.3, "noise_seeds": 3, "grid_per_class": 2,
+                             "inception_weights": None, "kid_subsets": 20, "kid_subset_size": 32},
                             seed=1, device="cpu", out_selected=tmp_path / "selected.json",
                             out_fid=tmp_path / "fid.csv", out_grid=tmp_path / "grid.png")
     table = pd.read_csv(tmp_path / "fid.csv")
-    assert table.snapshot.tolist() == ["snapshot-000001.pt", "snapshot-000002.pt", "snapshot-000004.pt"]
-    assert (table.metric == "fid_ancillary").all() and (table.extractor == "ancillary:timm:tiny").all()
-    assert table.fid.iloc[0] > table.fid.iloc[1] > table.fid.iloc[2]  # the greyer generator is further from the reals
-    assert (out["kimg"], out["fid"]) == pytest.approx(select_snapshot(zip(table.kimg, table.fid), 0.3))
+    assert table.snapshot.tolist() == ["snapshot-000001.pt", "snapshot-000002.pt", "snapshot-000004.pt",
+                                       "snapshot-000008.pt"]
+    assert (table.metric == "fid_ancillary").all() and (table.extractor == "ancillary:timm:linear").all()
+    np.testing.assert_allclose(table.fid, [2.25, 0.0, 0.25, 1.0], atol=1e-4)
+    # lowest FID at kimg 2; kimg 4 is 0.25 above it (< 0.3: preferred, later); kimg 8 is 1.0 above it
+    assert (out["snapshot"], out["kimg"], out["best_snapshot"], out["best_kimg"]) == (
+        "snapshot-000004.pt", 4.0, "snapshot-000002.pt", 2.0)
+    assert out["fid"] == pytest.approx(0.25, abs=1e-4) and out["best_fid"] == pytest.approx(0.0, abs=1e-4)
     assert json.loads((tmp_path / "selected.json").read_text()) == out
-    assert len(out["fid_seed_values"]) == 3 and out["fid_seed_std"] >= 0 and out["n_images"] == 48
+    assert len(out["fid_seed_values"]) == 3 and out["fid_seed_std"] >= 0 and out["n_images"] == 64
     assert Image.open(tmp_path / "grid.png").size == (32, 32)
+    # KID on fid.kid_subsets subsets of 32 of the 64 images: a real spread over subsets
+    assert (table.kid_std > 0).all()
     with pytest.raises(InputError, match="no snapshot"):
         select_checkpoint(tmp_path / "empty", real, labels, None, {}, 1, "cpu", tmp_path / "a", tmp_path / "b",
                           tmp_path / "c")
     # beyond FID: precision / recall / KID overall and per class at the chosen snapshot
-    assert [q["class"] for q in out["quality"]] == ["all", "0", "1"]
+    quality = {q["class"]: q for q in out["quality"]}
+    assert list(quality) == ["all", "0", "1"]
     assert all(0 <= q["precision"] <= 1 and 0 <= q["recall"] <= 1 for q in out["quality"])
+    # 40 and 24 images: class 0's subsets of 32 vary; class 1's would be its whole 24 images, so no spread
+    assert quality["all"]["kid_std"] > 0 and quality["0"]["kid_std"] > 0 and quality["1"]["kid_std"] is None
     # the ancillary FID alone: its own column, no Inception one
     assert table.fid_ancillary.tolist() == table.fid.tolist() and table.fid_inception.isna().all()
     assert out["fid_ancillary"] == out["fid"] and out["fid_inception"] is None
-    assert out["extractors"] == {"fid_ancillary": "ancillary:timm:tiny"}
+    assert out["extractors"] == {"fid_ancillary": "ancillary:timm:linear"}
 
     # Inception selects (a stub network in place of torch-fidelity's), the ancillary FID is the second metric
     import ganaug.fid as fidmod
@@ -127,15 +147,14 @@ def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
         def __init__(self, path):
             assert path == weights
 
-        def features(self, images, batch_size=64, device=None):  # 4 x 4 block means: another feature space
-            x = images.astype(float).reshape(len(images), 4, 4, 4, 4, 3).mean(axis=(2, 4))
-            return x.reshape(len(images), -1) / 255
+        def features(self, images, batch_size=64, device=None):  # the same pixels / 2: FID c^2
+            return images[:, 0, :4, 0].astype(float) / 2
 
     weights = tmp_path / "inception.pth"
     weights.write_bytes(b"weights")
     monkeypatch.setattr(fidmod, "InceptionFeatures", StubInception)
     out2 = select_checkpoint(tmp_path, real, labels, tmp_path / "model.pt",
-                             {"n_images": 48, "noise_seeds": 2, "grid_per_class": 2, "features": "inception",
+                             {"n_images": 64, "noise_seeds": 2, "grid_per_class": 2, "features": "inception",
                               "inception_weights": {"local": str(weights)}},
                              seed=1, device="cpu", out_selected=tmp_path / "selected2.json",
                              out_fid=tmp_path / "fid2.csv", out_grid=tmp_path / "grid2.png")
@@ -144,13 +163,17 @@ def test_select_checkpoint_end_to_end(tmp_path, monkeypatch):
                                 "fid_inception", "fid_ancillary"]
     assert (t2.metric == "fid_inception").all() and (t2.extractor == "inception-v3-compat").all()
     assert t2.fid.tolist() == t2.fid_inception.tolist()
+    np.testing.assert_allclose(t2.fid_inception, [9.0, 0.0, 1.0, 4.0], atol=1e-4)
     # the second metric: the same images on the ancillary features give the first run's FIDs
     np.testing.assert_allclose(t2.fid_ancillary, table.fid, rtol=1e-9)
-    assert not np.allclose(t2.fid, t2.fid_ancillary)
-    assert (out2["kimg"], out2["fid"]) == pytest.approx(select_snapshot(zip(t2.kimg, t2.fid_inception), 0.3))
+    # on Inception FIDs nothing is within 0.3 of the lowest: kimg 2 is chosen, not the ancillary's kimg 4
+    assert (out2["snapshot"], out2["best_snapshot"]) == ("snapshot-000002.pt", "snapshot-000002.pt")
     assert out2["metric"] == "fid_inception" and out2["fid_inception"] == out2["fid"]
-    assert out2["fid_ancillary"] == pytest.approx(float(t2.fid_ancillary[t2.kimg == out2["kimg"]].iloc[0]))
-    assert out2["extractors"] == {"fid_inception": "inception-v3-compat", "fid_ancillary": "ancillary:timm:tiny"}
+    assert out2["fid_ancillary"] == pytest.approx(0.0, abs=1e-4)
+    assert out2["extractors"] == {"fid_inception": "inception-v3-compat",
+                                  "fid_ancillary": "ancillary:timm:linear"}
+    # KID's default subsets of 1000 are the whole 64 images: no spread, the column stays (empty)
+    assert t2.kid.notna().all() and t2.kid_std.isna().all()
 
 
 def test_gan_table_has_table4_columns_and_per_class_quality():

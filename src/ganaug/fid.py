@@ -12,7 +12,9 @@ Two extractors, chosen by the config key ``fid.features`` (see ``fid_settings``)
   ``forward_head(pre_logits=True)``), e.g. the ancillary skin-lesion classifier, usable offline; metric
   ``fid_ancillary``. Not comparable with published FIDs, nor with the study's 0.3 rule in absolute terms.
 With ``fid.second_metric`` the other features give a second FID reported beside the selection metric.
-KID (unbiased, cubic polynomial kernel) is less biased at small sample sizes than FID.
+KID (unbiased, cubic polynomial kernel, averaged over random subsets: ``fid.kid_subsets`` of
+``fid.kid_subset_size`` rows) is less biased at small sample sizes than FID; its std is the spread over
+subsets.
 """
 
 from __future__ import annotations
@@ -31,7 +33,8 @@ log = logging.getLogger("ganaug")
 FEATURES = {"inception": "fid_inception", "ancillary": "fid_ancillary"}  # fid.features -> metric name
 INCEPTION_NAME = "inception-v3-compat"  # torch-fidelity's name of the standard FID Inception network
 FID_DEFAULTS = {"n_images": 2048, "tolerance": 0.3, "noise_seeds": 3, "grid_per_class": 8, "features": None,
-                "inception_weights": None, "second_metric": True, "cache_dir": "results/cache/weights"}
+                "inception_weights": None, "second_metric": True, "cache_dir": "results/cache/weights",
+                "kid_subsets": 100, "kid_subset_size": 1000}  # KID: torch-fidelity's defaults
 _WEIGHT_KEYS = ("url", "sha256", "local")
 _REPLACED = {"inception_url": "fid.inception_weights: {url: ...}",
              "inception_sha256": "fid.inception_weights: {sha256: ...}"}
@@ -45,7 +48,8 @@ def fid_settings(fid_cfg: dict | None) -> dict:
     ancillary). inception_weights: None, a local file path (string), or {url, sha256, local} (url and/or
     local; sha256 optional, 64 hex digits), returned as that dict. second_metric: also compute the FID on
     the other features (ancillary when features is inception; Inception when features is ancillary and
-    inception_weights is set)."""
+    inception_weights is set). kid_subsets, kid_subset_size: KID's random subsets (see kid); a subset size
+    of at least the number of images makes every subset the whole sample, and KID's std undefined."""
     import math
     import re
 
@@ -91,7 +95,8 @@ def fid_settings(fid_cfg: dict | None) -> dict:
     tol = out["tolerance"]
     if isinstance(tol, bool) or not isinstance(tol, (int, float)) or not math.isfinite(tol) or tol < 0:
         raise InputError(f"fid.tolerance: {tol!r} must be a finite number >= 0")
-    for key, least in (("n_images", 2), ("noise_seeds", 1), ("grid_per_class", 1)):
+    for key, least in (("n_images", 2), ("noise_seeds", 1), ("grid_per_class", 1), ("kid_subsets", 2),
+                       ("kid_subset_size", 2)):
         v = out[key]
         if isinstance(v, bool) or not isinstance(v, int) or v < least:
             raise InputError(f"fid.{key}: {v!r} must be an integer >= {least}")
@@ -145,30 +150,80 @@ def fid_from_features(feat_r, feat_g) -> float:
     return frechet_distance(mu1, s1, mu2, s2)
 
 
-def kid(feat_r, feat_g, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0) -> tuple[float, float]:
-    """Kernel Inception Distance: unbiased MMD^2 with k(x, y) = (x.y / d + 1)^3, averaged over
-    `n_subsets` random subsets of min(subset_size, N_r, N_g) rows of each set (without replacement
-    within a subset). Returns (mean, std) over subsets."""
+def kid_subset_indices(n_real: int, n_fake: int, n_subsets: int, subset_size: int,
+                       seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """The rows of each KID subset: two n_subsets x m index arrays (real, generated), m = min(subset_size,
+    n_real, n_fake), each row drawn without replacement from its set, by one generator seeded with `seed`."""
+    m = min(int(subset_size), int(n_real), int(n_fake))
+    if m < 2:
+        raise InputError(f"kid: need at least 2 samples per set and a subset size >= 2, got {n_real} real, "
+                         f"{n_fake} generated, subset size {subset_size}")
+    if int(n_subsets) < 1:
+        raise InputError(f"kid: n_subsets {n_subsets!r} must be >= 1")
+    rng = np.random.default_rng(seed)
+    # one independent permutation per row, all rows at once; its first m entries are the subset
+    return tuple(rng.permuted(np.tile(np.arange(n, dtype=np.int64), (int(n_subsets), 1)), axis=1)[:, :m]
+                 for n in (int(n_real), int(n_fake)))
+
+
+def kid_per_subset(feat_r, feat_g, idx_r, idx_g, device=None, max_bytes: int = 1 << 28) -> np.ndarray:
+    """Unbiased MMD^2 with the cubic polynomial kernel k(x, y) = (x.y / d + 1)^3 (Binkowski et al. 2018)
+    between feat_r[idx_r[s]] and feat_g[idx_g[s]] for every subset s: a float64 array of len(idx_r).
+
+    The subsets go through batched matrix products, as many at a time as fit in `max_bytes` (float64);
+    device: where (default: CUDA when available)."""
+    import torch
+
     x_all = np.asarray(feat_r, dtype=np.float64)
     y_all = np.asarray(feat_g, dtype=np.float64)
     if x_all.ndim != 2 or y_all.ndim != 2 or x_all.shape[1] != y_all.shape[1]:
         raise InputError(f"kid: need two N x D arrays with the same D, got {x_all.shape} and {y_all.shape}")
+    idx_r, idx_g = np.asarray(idx_r, dtype=np.int64), np.asarray(idx_g, dtype=np.int64)
+    if idx_r.ndim != 2 or idx_r.shape != idx_g.shape or idx_r.shape[1] < 2:
+        raise InputError(f"kid: subset indices must be two equal S x m arrays with m >= 2, got {idx_r.shape} "
+                         f"and {idx_g.shape}")
+    device = torch.device(device if device is not None else "cuda" if torch.cuda.is_available() else "cpu")
+    x_all = torch.from_numpy(x_all).to(device)
+    y_all = torch.from_numpy(y_all).to(device)
+    n_subsets, m = idx_r.shape
     d = x_all.shape[1]
-    m = min(int(subset_size), len(x_all), len(y_all))
-    if m < 2:
-        raise InputError(f"kid: need at least 2 samples per set, got {len(x_all)} and {len(y_all)}")
-    rng = np.random.default_rng(seed)
-    vals = np.empty(int(n_subsets))
-    for i in range(int(n_subsets)):
-        x = x_all[rng.choice(len(x_all), m, replace=False)]
-        y = y_all[rng.choice(len(y_all), m, replace=False)]
-        kxx = (x @ x.T / d + 1.0) ** 3
-        kyy = (y @ y.T / d + 1.0) ** 3
-        kxy = (x @ y.T / d + 1.0) ** 3
-        vals[i] = ((kxx.sum() - np.trace(kxx)) / (m * (m - 1))
-                   + (kyy.sum() - np.trace(kyy)) / (m * (m - 1))
-                   - 2.0 * kxy.mean())
-    return float(vals.mean()), float(vals.std())
+
+    def kernel_sum(a, b):  # sum over all pairs of each subset: (S,)
+        return (a @ b.transpose(1, 2)).div_(d).add_(1.0).pow_(3).sum(dim=(1, 2))
+
+    def kernel_trace(a):  # the i == j terms k(a_i, a_i) that the unbiased estimate leaves out
+        return (a * a).sum(dim=2).div_(d).add_(1.0).pow_(3).sum(dim=1)
+
+    per_subset = 8 * m * (2 * d + m)  # two gathered m x d subsets and one m x m kernel matrix at a time
+    chunk = max(1, int(max_bytes) // per_subset)
+    out = []
+    for s in range(0, n_subsets, chunk):  # chunks of subsets bound the memory; each chunk is one batch
+        xs = x_all[torch.from_numpy(idx_r[s : s + chunk]).to(device)]
+        ys = y_all[torch.from_numpy(idx_g[s : s + chunk]).to(device)]
+        within = kernel_sum(xs, xs) - kernel_trace(xs) + kernel_sum(ys, ys) - kernel_trace(ys)
+        out.append(within / (m * (m - 1)) - 2.0 * kernel_sum(xs, ys) / (m * m))
+    return torch.cat(out).cpu().numpy()
+
+
+def kid(feat_r, feat_g, n_subsets: int = 100, subset_size: int = 1000, seed: int = 0,
+        device=None) -> tuple[float, float | None]:
+    """Kernel Inception Distance as Binkowski et al. (2018) and torch-fidelity compute it: the unbiased MMD^2
+    (kid_per_subset) on `n_subsets` random subsets of m = min(subset_size, N_r, N_g) rows of each set
+    (kid_subset_indices, seeded). Returns (mean, std over subsets; population std as torch-fidelity).
+
+    The std is None where it measures nothing: one subset, or subsets that are the whole of both sets
+    (every subset is then the same set; the mean is the full-sample estimate, computed once, and a warning
+    says to take a subset size below the number of samples)."""
+    n_r, n_g = len(feat_r), len(feat_g)
+    idx_r, idx_g = kid_subset_indices(n_r, n_g, n_subsets, subset_size, seed)
+    m = idx_r.shape[1]
+    if m == n_r == n_g:
+        log.warning("kid: a subset of %d is the whole of both sets (%d real, %d generated), so every subset "
+                    "is the same and kid_std is not defined; a subset size below the number of samples "
+                    "(config fid.kid_subset_size) gives the spread", m, n_r, n_g)
+        idx_r, idx_g = idx_r[:1], idx_g[:1]
+    vals = kid_per_subset(feat_r, feat_g, idx_r, idx_g, device=device)
+    return float(vals.mean()), (float(vals.std()) if len(vals) > 1 else None)
 
 
 def save_stats(path, mu, sigma) -> None:

@@ -84,13 +84,14 @@ def precision_recall(real_feats, fake_feats, k: int = 3, block: int = 1024) -> d
 
 def quality_per_class(real_feats, real_labels, fake_feats, fake_labels, k: int = 3, kid_subsets: int = 100,
                       kid_subset_size: int = 1000, seed: int = 0, fid_min_n: int = 2,
-                      block: int = 1024) -> list[dict]:
+                      block: int = 1024, device=None) -> list[dict]:
     """Precision, recall, KID and FID for all images ('all') and per class.
 
     Labels are one per row (``fake_labels`` None: only 'all'). Returns a list of dicts, class 'all' first,
     then the classes of either set in sorted order, each with: class (str), n_real, n_fake, precision,
     recall (None unless both sets have more than k samples), kid, kid_std (``fid.kid`` with kid_subsets
-    subsets of min(kid_subset_size, n_real, n_fake) rows; None unless both sets have >= 2), fid
+    subsets of min(kid_subset_size, n_real, n_fake) rows on `device`; None unless both sets have >= 2;
+    kid_std None where the subsets are the whole of both sets), fid
     (``fid.fid_from_features``; None unless both sets have >= max(2, fid_min_n) rows; with fewer rows than
     feature dimensions the covariances are singular and FID is strongly biased, so set fid_min_n
     accordingly).
@@ -120,7 +121,8 @@ def quality_per_class(real_feats, real_labels, fake_feats, fake_labels, k: int =
             pr = precision_recall(r, f, k, block)
             row.update(precision=pr["precision"], recall=pr["recall"])
         if min(len(r), len(f)) >= 2:
-            row["kid"], row["kid_std"] = kid(r, f, n_subsets=kid_subsets, subset_size=kid_subset_size, seed=seed)
+            row["kid"], row["kid_std"] = kid(r, f, n_subsets=kid_subsets, subset_size=kid_subset_size,
+                                               seed=seed, device=device)
         if min(len(r), len(f)) >= max(2, fid_min_n):
             try:
                 row["fid"] = fid_from_features(r, f)

@@ -113,8 +113,8 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
 
     def _score(G, fake_seed):
         feats_g = _features(G, fake_seed)
-        k_mean, k_std = kid(feat_r, feats_g[extractor.metric], n_subsets=10, subset_size=min(1000, n),
-                            seed=seed_from(seed, "kid"))
+        k_mean, k_std = kid(feat_r, feats_g[extractor.metric], n_subsets=cfg["kid_subsets"],
+                            subset_size=cfg["kid_subset_size"], seed=seed_from(seed, "kid"), device=device)
         return _fids(feats_g), k_mean, k_std
 
     rows = []
@@ -143,8 +143,9 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     noise_std = float(np.std(noise, ddof=1)) if len(noise) > 1 else None
     # beyond FID: k-NN precision / recall, KID and FID, overall and per class, at the chosen snapshot
     feat_g = _features(G, fake_seed0, [extractor])[extractor.metric]
-    quality = quality_per_class(feat_r, labels, feat_g, labels, k=3, kid_subsets=10,
-                                kid_subset_size=min(1000, n), seed=seed_from(seed, "kid"),
+    quality = quality_per_class(feat_r, labels, feat_g, labels, k=3, kid_subsets=cfg["kid_subsets"],
+                                kid_subset_size=cfg["kid_subset_size"], seed=seed_from(seed, "kid"),
+                                device=device,
                                 fid_min_n=feat_r.shape[1])
     gt.save_png(out_grid, gt.sample_grid(G, int(cfg["grid_per_class"]), seed_from(seed, "grid"), device,
                                          masks=masks, mask_labels=labels))

@@ -37,7 +37,7 @@ TINY = {
                            "decay_kimg": 0.032, "snapshot_kimg": 0.032},
              "spade": {"resolution": 16, "ngf": 8, "spade_hidden": 8, "ndf": 8, "batch": 8, "total_kimg": 0.064,
                        "snapshot_kimg": 0.032}},
-    "fid": {"n_images": 64, "noise_seeds": 2, "grid_per_class": 2},
+    "fid": {"n_images": 64, "noise_seeds": 2, "grid_per_class": 2, "kid_subset_size": 32},
     "pool": {"n_per_class": 150, "shard_size": 100},
     "sampling": {"diverse_threshold": 2},
     # the built-in ResNet: no job imports timm (about 2 s of CPU each, ~30 jobs here and in test_slurm)
@@ -92,6 +92,8 @@ def test_every_public_output(study):
     assert (gan / "metrics.jsonl").read_text().strip()
     selected = yaml.safe_load((gan / "selected.json").read_text())
     assert (study / selected["path"]).exists() and np.isfinite(selected["fid"])
+    fids = pd.read_csv(gan / "fid.csv")  # KID over subsets smaller than the sample: a real spread
+    assert (fids["kid_std"] > 0).all()
     assert (gan / "selected_grid.png").stat().st_size > 0
     manifest = pd.read_csv(r / "pools/stylegan2/manifest.csv", dtype={"phash": str})
     assert {"image", "label", "phash", "score"} <= set(manifest.columns)

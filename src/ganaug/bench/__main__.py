@@ -235,6 +235,10 @@ def main(argv=None) -> dict:
             tasks = build_tasks(config, args, device)
             meas, envs = measure_all(tasks, ref_src)
     notes = []
+    if args.from_json:
+        pm = prior.get("meta", {})
+        notes.append(f"measurements read from {args.from_json} (run of {pm.get('date', '?')})"
+                     + (f": {pm['note']}" if pm.get("note") else ""))
     env = envs.get("new") or {}
     on_gpu = str(env.get("device", device)).startswith("cuda")
     if not on_gpu:

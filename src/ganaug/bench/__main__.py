@@ -139,6 +139,11 @@ def measure_all(tasks: list[dict], ref_src: Path | None, log=print) -> tuple[dic
     with tempfile.TemporaryDirectory(prefix="ganaug-bench-") as workdir:
         for t in tasks:
             label = " ".join(map(str, t["key"]))
+            why = measure.bf16_unavailable(t["device"], t.get("precision"))
+            if why:  # known without starting anything
+                for which in meas:
+                    _place(meas[which], t["key"], {"status": "n/a", "reason": why})
+                continue
             if ref_src is None:
                 log(f"measuring {label} ...", file=sys.stderr)
                 _place(meas["new"], t["key"], measure.run_task(t, workdir))

@@ -239,7 +239,7 @@ def measure_classifier(task: dict, device, workdir) -> dict:
     holder, attr = (T, "SGD") if hasattr(T, "SGD") else (torch.optim, "SGD")
     original = getattr(holder, attr)
     setattr(holder, attr, _counting(original, clock))
-    run_dir = Path(workdir) / f"classifier-{precision}"
+    run_dir = Path(tempfile.mkdtemp(prefix=f"classifier-{precision}-", dir=workdir))  # fresh: no resume
     try:
         T.train_classifier(images, labels, images[:batch], labels[:batch], cfg, run_dir, 0, device, LOG)
     finally:
@@ -289,16 +289,34 @@ def _random_inception_file(directory) -> str:
     return str(path)
 
 
+def _random_torchvision_inception_file(directory) -> str:
+    """torchvision's Inception-v3 with random weights (the FID network of older code of this project)."""
+    import torchvision
+
+    path = Path(directory) / "inception_tv_random.pt"
+    if not path.exists():
+        net = torchvision.models.inception_v3(weights=None, aux_logits=False, init_weights=False)
+        torch.save(net.state_dict(), path)
+    return str(path)
+
+
 def measure_fid(task: dict, device, workdir) -> dict:
     from ganaug.fid import InceptionFeatures
 
-    ext = InceptionFeatures(_random_inception_file(workdir))
+    try:
+        ext, network = InceptionFeatures(_random_inception_file(workdir)), "torch-fidelity Inception-v3"
+    except Exception as first:  # noqa: BLE001 - code whose FID network is torchvision's
+        try:
+            ext = InceptionFeatures(_random_torchvision_inception_file(workdir))
+            network = "torchvision Inception-v3"
+        except Exception:  # noqa: BLE001
+            raise first from None
     size, batch, n = int(task["resolution"]), int(task["batch"]), int(task["images"])
     images = np.random.default_rng(0).integers(0, 256, (n, size, size, 3), dtype=np.uint8)
     ext.features(images[:batch], batch_size=batch, device=device)
     seconds = timed(lambda: ext.features(images, batch_size=batch, device=device), device)
-    return {"status": "ok", "resolution": size, "batch": batch, "images": n, "features_img_s": n / seconds,
-            "precision": "fp32"}
+    return {"status": "ok", "network": network, "resolution": size, "batch": batch, "images": n,
+            "features_img_s": n / seconds, "precision": "fp32"}
 
 
 TASKS = {"gan": measure_gan, "classifier": measure_classifier, "fid": measure_fid}

@@ -76,9 +76,10 @@ def throughput_tables(measurements: dict) -> str:
         lines.append("")
     if new.get("fid"):
         res = new["fid"]
-        line = f"FID Inception features: {_cell(res, 'features_img_s')} img/s"
+        line = f"FID features ({res.get('network', '?')}, fp32, batch {res.get('batch', '?')}): " \
+               f"{_cell(res, 'features_img_s')} img/s"
         if ref and ref.get("fid"):
-            line += f" (reference code: {_cell(ref['fid'], 'features_img_s')} img/s)"
+            line += f"; reference code ({ref['fid'].get('network', '?')}): {_cell(ref['fid'], 'features_img_s')} img/s"
         if res.get("status") == "error":
             line += f" ({res.get('error')})"
         lines += [line, ""]

@@ -1,6 +1,6 @@
 """GPU check: kill-and-resume of every GAN on the device, then the benchmark (python -m ganaug.bench).
 
-    PYTHONPATH=src python dev/gpu_check.py [--out results/bench/gpu.json] [bench options, e.g. --compare-commit 2654405]
+    PYTHONPATH=src python dev/gpu_check.py [bench options, e.g. --compare-commit 2654405 --out gpu.json]
 
 The resume check trains a tiny run of each GAN to its first snapshot, resumes it to the second, and
 checks that generation does not depend on the batch size (one JSON line per GAN). The throughput

@@ -17,8 +17,8 @@ PAPER = str(REPO / "config" / "paper.yaml")
 
 def test_quick_run_on_cpu_writes_json_and_prints_tables(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    bench.main(["--quick", "--device", "cpu", "--config", PAPER, "--gans", "pgan", "--only", "gans", "classifier",
-                "cost", "--out", str(out), "--results", str(tmp_path)])
+    bench.main(["--quick", "--device", "cpu", "--config", PAPER, "--gans", "pgan",
+                "--only", "gans", "classifier", "cost", "--out", str(out), "--results", str(tmp_path)])
     saved = json.loads(out.read_text())
     assert set(saved) >= {"meta", "environment", "measurements", "cost", "notes"}
     pgan = saved["measurements"]["new"]["gans"]["pgan"]
@@ -107,8 +107,8 @@ def test_compare_ref_measures_the_other_code_in_a_subprocess(tmp_path, capsys):
     """The reference is this same src here (a real old checkout works alike): the reference run must come
     from a separate process importing ganaug from the given folder."""
     src = REPO / "src"
-    res = bench.main(["--quick", "--device", "cpu", "--config", PAPER, "--only", "classifier", "--compare-ref",
-                      str(src), "--out", str(tmp_path / "b.json")])
+    res = bench.main(["--quick", "--device", "cpu", "--config", PAPER, "--only", "classifier",
+                      "--compare-ref", str(src), "--out", str(tmp_path / "b.json")])
     ref = res["measurements"]["ref"]["classifier"]["fp32"]
     assert ref["status"] == "ok" and ref["train_img_s"] > 0
     assert res["environment"]["ref"]["ganaug"] == str(src / "ganaug")

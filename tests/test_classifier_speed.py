@@ -101,7 +101,8 @@ def test_host_syncs_per_epoch_do_not_grow_with_steps(tmp_path, monkeypatch):
 
 
 def test_tta_reads_the_device_once_per_call(monkeypatch):
-    """TTA probabilities stay on the device until the call ends: one device-to-host copy, not one per batch."""
+    """TTA probabilities stay on the device until the call ends: one device-to-host copy, not one per
+    batch."""
     (x, _) = _data(12, 3)
     torch.manual_seed(0)
     model, info = tr.build_model(tr.complete_config(dict(TINY)), 0)

@@ -36,7 +36,8 @@ SRC = Path(__file__).resolve().parents[2]  # the src folder this package is in
 QUICK_GAN = {"resolution": 32, "channel_base": 256, "channel_max": 32, "z_dim": 32, "w_dim": 32,
              "mapping_layers": 2, "ngf": 8, "ndf": 8, "n_blocks": 1, "n_downsample": None, "spade_hidden": 16}
 QUICK_CLASSIFIER = {"model": "ganaug:resnet", "model_kwargs": {"channels": [8, 16, 16, 24], "stem_width": 8},
-                    "pretrained": False, "cache_size": 32, "input_size": 32, "batch_size": 8, "eval_batch_size": 16}
+                    "pretrained": False, "cache_size": 32, "input_size": 32, "batch_size": 8,
+                    "eval_batch_size": 16}
 
 
 def gans_to_measure(config: dict, only_gans) -> list[str]:
@@ -55,7 +56,8 @@ def gans_to_measure(config: dict, only_gans) -> list[str]:
 
 def build_tasks(config: dict, args, device: str) -> list[dict]:
     """One task per (what, precision), in measurement order."""
-    threads = args.threads or (1 if args.quick and device == "cpu" else None)  # tiny work: threads only contend
+    # tiny work on a CPU: more threads only contend
+    threads = args.threads or (1 if args.quick and device == "cpu" else None)
     common = {"device": device, "threads": threads, "repeat": args.repeat}
     q = args.quick
     warmup = args.warmup if args.warmup is not None else (1 if q else 5)
@@ -67,8 +69,9 @@ def build_tasks(config: dict, args, device: str) -> list[dict]:
             if q:  # and no rounding of the timed steps up to the lazy regularisation intervals
                 over = dict(QUICK_GAN, batch=min(int(cfg.get("batch", 4)), 4))
             for p in PRECISIONS:
-                tasks.append({**common, "kind": "gan", "gan": gan, "cfg": cfg, "overrides": over, "precision": p,
-                              "warmup": warmup, "steps": args.steps or (2 if q else 16), "whole_intervals": not q,
+                tasks.append({**common, "kind": "gan", "gan": gan, "cfg": cfg, "overrides": over,
+                              "precision": p, "warmup": warmup, "steps": args.steps or (2 if q else 16),
+                              "whole_intervals": not q,
                               "gen_batch": 4 if q else 256, "gen_images": 8 if q else 1024,
                               "key": ["gans", gan, p]})
     if "classifier" in args.only:
@@ -188,15 +191,18 @@ def parse_args(argv):
     ap.add_argument("--config", default="config/paper.yaml", help="the study's config (default: %(default)s)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     ap.add_argument("--quick", action="store_true", help="small networks and images: checks the harness fast")
-    ap.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS), help="what to run (default: all)")
-    ap.add_argument("--gans", nargs="+", default=None, help="the GANs to measure (default: those the study uses)")
+    ap.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS),
+                    help="what to run (default: all)")
+    ap.add_argument("--gans", nargs="+", default=None,
+                    help="the GANs to measure (default: those the study uses)")
     ap.add_argument("--steps", type=int, default=None, help="timed steps (GANs: rounded up to the lazy "
                     "regularisation intervals; default 16, classifier 20; --quick 2 and 3)")
     ap.add_argument("--warmup", type=int, default=None, help="untimed steps first (default 5; --quick 1)")
     ap.add_argument("--repeat", type=int, default=1, help="repeat each measurement, keep the fastest")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (CPU comparisons: 1)")
     ap.add_argument("--gpus", type=int, default=1, help="GPUs for the predicted wall time")
-    ap.add_argument("--gan-gpus", type=int, default=1, help="GPUs per GAN training job (linear scaling assumed)")
+    ap.add_argument("--gan-gpus", type=int, default=1,
+                    help="GPUs per GAN training job (linear scaling assumed)")
     ap.add_argument("--best-epoch", type=int, default=DEFAULT_BEST_EPOCH,
                     help="assumed best epoch of a classifier run; it stops early_stopping_patience later "
                          "(default %(default)s; the paper reports none)")
@@ -206,7 +212,8 @@ def parse_args(argv):
     ap.add_argument("--from", dest="from_json", default=None, help="take the measurements from an earlier "
                     "output JSON instead of measuring")
     ref = ap.add_mutually_exclusive_group()
-    ref.add_argument("--compare-ref", default=None, help="an old checkout's src folder: measured beside this code")
+    ref.add_argument("--compare-ref", default=None,
+                     help="an old checkout's src folder: measured beside this code")
     ref.add_argument("--compare-commit", default=None, help="a commit of this repository (e.g. 2654405): its "
                      "src exported and measured beside this code")
     ap.add_argument("--out", default="results/bench/bench.json", help="JSON output (default: %(default)s)")
@@ -230,9 +237,11 @@ def main(argv=None) -> dict:
         if args.compare_ref:
             ref_src, ref_label = Path(args.compare_ref).resolve(), str(Path(args.compare_ref).resolve())
             if not (ref_src / "ganaug").is_dir():
-                raise InputError(f"--compare-ref: {ref_src} has no ganaug package (give the checkout's src folder)")
+                raise InputError(f"--compare-ref: {ref_src} has no ganaug package "
+                                 "(give the checkout's src folder)")
         elif args.compare_commit:
-            ref_src, ref_label = export_commit(args.compare_commit, Path(tmp)), f"commit {args.compare_commit}"
+            ref_src = export_commit(args.compare_commit, Path(tmp))
+            ref_label = f"commit {args.compare_commit}"
         if args.from_json:
             prior = json.loads(Path(args.from_json).read_text())
             meas, envs = prior["measurements"], prior.get("environment", {})
@@ -250,8 +259,8 @@ def main(argv=None) -> dict:
         notes.append(f"measured on a CPU ({env.get('device_name', '?')}, {env.get('threads', '?')} threads): "
                      "these are not GPU figures")
     if args.quick or (args.from_json and prior.get("meta", {}).get("quick")):
-        notes.append("--quick sizes (toy networks and images): the cost below uses their throughputs, so it is "
-                     "NOT a prediction of the study's cost; it checks the harness")
+        notes.append("--quick sizes (toy networks and images): the cost below uses their throughputs, so "
+                     "it is NOT a prediction of the study's cost; it checks the harness")
     costs = {}
     if "cost" in args.only:
         facts = study_facts(config, args.results, args.masked)
@@ -260,14 +269,16 @@ def main(argv=None) -> dict:
                                       best_epoch=args.best_epoch, gan_gpus=args.gan_gpus)
         notes += facts.sources
     result = {
-        "meta": {"date": started, "host": platform.node(), "commit": _git_commit(), "config": str(config_path),
-                 "quick": bool(args.quick), "command": "python -m ganaug.bench " + " ".join(argv or sys.argv[1:]),
+        "meta": {"date": started, "host": platform.node(), "commit": _git_commit(),
+                 "config": str(config_path), "quick": bool(args.quick),
+                 "command": "python -m ganaug.bench " + " ".join(argv or sys.argv[1:]),
                  "reference": ref_label, "device": device},
         "environment": envs, "measurements": meas, "cost": costs, "notes": notes,
     }
     if args.out:
         write_json(args.out, result)
-    text = [f"# ganaug benchmark, {started}, {env.get('device_name', device)} (torch {env.get('torch', '?')})"]
+    text = [f"# ganaug benchmark, {started}, {env.get('device_name', device)} "
+            f"(torch {env.get('torch', '?')})"]
     if ref_label:
         text.append(f"reference code: {ref_label}")
     text += [f"- {n}" for n in notes] + [""]

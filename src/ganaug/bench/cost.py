@@ -137,8 +137,8 @@ def _stage(stage, detail, jobs, hours, longest=None, precision=None):
             "precision": precision}
 
 
-def study_cost(config: dict, rates: dict, facts: StudyFacts, gpus: int = 1, best_epoch: int = DEFAULT_BEST_EPOCH,
-               gan_gpus: int = 1) -> dict:
+def study_cost(config: dict, rates: dict, facts: StudyFacts, gpus: int = 1,
+               best_epoch: int = DEFAULT_BEST_EPOCH, gan_gpus: int = 1) -> dict:
     """GPU-hours per stage and the wall time on `gpus` GPUs (module doc).
 
     rates: {"gans": {gan: {"train_img_s", "gen_img_s", "precision"}}, "classifier": {"train_img_s",
@@ -169,7 +169,8 @@ def study_cost(config: dict, rates: dict, facts: StudyFacts, gpus: int = 1, best
         r = (rates.get("gans") or {}).get(g) or {}
         prec = r.get("precision")
         train_h = _hours(float(gcfg["total_kimg"]) * 1000, r.get("train_img_s"))
-        stages.append(_stage(f"{g} training", f"{float(gcfg['total_kimg']):,g} kimg", 1, train_h, precision=prec))
+        stages.append(_stage(f"{g} training", f"{float(gcfg['total_kimg']):,g} kimg", 1, train_h,
+                             precision=prec))
         images = facts.masked if CONDITIONING[g] == "mask" else n_train
         n = min(int(fid["n_images"]), images)
         snaps = len(snapshot_schedule(gcfg))
@@ -182,7 +183,8 @@ def study_cost(config: dict, rates: dict, facts: StudyFacts, gpus: int = 1, best
         gen_s = None if not r.get("gen_img_s") else 1.0 / r["gen_img_s"]
         fid_h = None if feat_s is None or gen_s is None else (
             n * feat_s + (snaps + extra) * n * (gen_s + feat_s)) / 3600.0
-        stages.append(_stage(f"{g} checkpoint selection", f"{snaps} snapshots x {n:,} images (FID)", 1, fid_h))
+        stages.append(_stage(f"{g} checkpoint selection", f"{snaps} snapshots x {n:,} images (FID)", 1,
+                             fid_h))
         pool_n = (images * int(pool.get("copies_per_mask", 1)) if CONDITIONING[g] == "mask"
                   else int(pool.get("n_per_class", 0)) * 2)
         pool_h = _hours(pool_n, r.get("gen_img_s"))

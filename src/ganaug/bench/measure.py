@@ -135,7 +135,9 @@ def measure_gan(task: dict, device, workdir) -> dict:
 
         masks = rng.integers(0, NUM_LABELS, (n, r, r), dtype=np.uint8)
     tr = mod.Trainer(images, labels, masks, cfg, 0, torch.device(device), LOG)
-    steps = _interval_multiple(cfg, int(task["steps"])) if task.get("whole_intervals", True) else int(task["steps"])
+    steps = int(task["steps"])
+    if task.get("whole_intervals", True):
+        steps = _interval_multiple(cfg, steps)
     if name == "pgan":  # the final resolution: start near the end of the run
         tr.cur_nimg = max(0, int(float(cfg["total_kimg"]) * 1000) - (int(task["warmup"]) + steps + 4) * batch)
     reset_peak(device)
@@ -150,8 +152,8 @@ def measure_gan(task: dict, device, workdir) -> dict:
     # generation with the EMA generator, built as a snapshot would rebuild it
     try:
         G = mod.build_generator(tr.state_dict(), ema=True)
-    except Exception:  # a module whose state_dict is not a full snapshot: its live EMA generator
-        G = getattr(tr, "G_ema", None) or tr.G
+    except Exception:  # noqa: BLE001 - a state_dict that is not a whole snapshot: the live EMA generator
+        G = tr.G_ema if hasattr(tr, "G_ema") else tr.G
     G = G.to(torch.device(device)).eval().requires_grad_(False)
     del tr
     gb, gn = int(task["gen_batch"]), int(task["gen_images"])
@@ -246,8 +248,8 @@ def measure_classifier(task: dict, device, workdir) -> dict:
         setattr(holder, attr, original)
     if clock.t1 is None:
         raise RuntimeError(f"the training epoch made {clock.n} optimiser steps, fewer than {warmup + steps}")
-    out = {"status": "ok", "model": cfg.get("model"), "input_size": cfg.get("input_size"), "cache_size": cache,
-           "batch": batch,
+    out = {"status": "ok", "model": cfg.get("model"), "input_size": cfg.get("input_size"),
+           "cache_size": cache, "batch": batch,
            "steps": steps, "warmup": warmup, "train_img_s": steps * batch / (clock.t1 - clock.t0),
            **peak_memory(device), "dropped_keys": dropped}
     model, info = T.load_classifier(run_dir / "model.pt", device)
@@ -255,8 +257,8 @@ def measure_classifier(task: dict, device, workdir) -> dict:
     kw = _precision_kwargs(P.predict_proba, precision)
     per_pass = max(1, tb // tta)
     P.predict_proba(model, info, images[:2 * per_pass], device, tta=tta, batch_size=tb, **kw)  # warm-up
-    seconds = timed(lambda: P.predict_proba(model, info, images[:n_tta], device, tta=tta, batch_size=tb, **kw),
-                    device)
+    seconds = timed(lambda: P.predict_proba(model, info, images[:n_tta], device, tta=tta, batch_size=tb,
+                                            **kw), device)
     out.update(tta=tta, tta_batch=tb, tta_images=n_tta, tta_passes_s=n_tta * tta / seconds)
     eb = int(task["eval_batch"])
     kw = _precision_kwargs(P.logits, precision)
@@ -365,4 +367,8 @@ def main(argv=None) -> None:
 
 
 if __name__ == "__main__":
+    # run as a script, this file's folder heads sys.path: drop it, so its sibling modules cannot shadow
+    # anything the measured code imports
+    here = Path(__file__).resolve().parent
+    sys.path[:] = [p for p in sys.path if Path(p or ".").resolve() != here]
     main()

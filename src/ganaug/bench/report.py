@@ -56,8 +56,8 @@ def throughput_tables(measurements: dict) -> str:
                     row[-1] += f" ({res.get('reason') or res.get('error')})"
                 lines.append("| " + " | ".join(row) + " |")
         lines.append("")
-    cls_keys = [("train_img_s", "train img/s"), ("tta_passes_s", "TTA passes/s"), ("eval_img_s", "eval img/s"),
-                ("peak_memory_gb", "peak GB")]
+    cls_keys = [("train_img_s", "train img/s"), ("tta_passes_s", "TTA passes/s"),
+                ("eval_img_s", "eval img/s"), ("peak_memory_gb", "peak GB")]
     if new.get("classifier"):
         head = ["classifier", "px", "batch", "precision"] + [h for _, h in cls_keys]
         if ref:
@@ -79,7 +79,8 @@ def throughput_tables(measurements: dict) -> str:
         line = f"FID features ({res.get('network', '?')}, fp32, batch {res.get('batch', '?')}): " \
                f"{_cell(res, 'features_img_s')} img/s"
         if ref and ref.get("fid"):
-            line += f"; reference code ({ref['fid'].get('network', '?')}): {_cell(ref['fid'], 'features_img_s')} img/s"
+            r = ref["fid"]
+            line += f"; reference code ({r.get('network', '?')}): {_cell(r, 'features_img_s')} img/s"
         if res.get("status") == "error":
             line += f" ({res.get('error')})"
         lines += [line, ""]
@@ -101,7 +102,9 @@ def cost_table(costs: dict) -> str:
         lines.append("| " + " | ".join(row) + " |")
 
     def total(c):
-        return _num(c["total_gpu_hours"], 1) if c["complete"] else f"incomplete (>= {_num(c['known_gpu_hours'])})"
+        if c["complete"]:
+            return _num(c["total_gpu_hours"], 1)
+        return f"incomplete (>= {_num(c['known_gpu_hours'])})"
 
     row = ["**total**", "", "", f"**{total(new)}**", ""] + ([total(ref)] if ref else [])
     lines.append("| " + " | ".join(row) + " |")
@@ -114,6 +117,6 @@ def cost_table(costs: dict) -> str:
                      f"{_num(new['wall_hours'], 1)} h (critical path {_num(new['critical_path_hours'], 1)} h"
                      + (f"; reference code {_num(ref['wall_hours'], 1)} h" if ref and ref["complete"] else "")
                      + ").")
-    lines.append(f"Assumptions: {a['epochs_rule']}: best epoch {a['best_epoch']} -> {a['expected_epochs']} epochs "
-                 f"per run; PGAN {a['pgan']}; wall time {a['wall']}.")
+    lines.append(f"Assumptions: {a['epochs_rule']}: best epoch {a['best_epoch']} -> {a['expected_epochs']} "
+                 f"epochs per run; PGAN {a['pgan']}; wall time {a['wall']}.")
     return "\n".join(lines)

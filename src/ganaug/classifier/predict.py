@@ -46,8 +46,8 @@ def tta_params(augment: BatchAugment, n_images: int, tta: int, seed: int) -> dic
 
 @torch.no_grad()
 def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int = 0, augment_cfg=None,
-                  seed: int = 0, batch_size: int = 256, precision: str | None = None, channels_last: bool = True,
-                  params: dict | None = None) -> np.ndarray:
+                  seed: int = 0, batch_size: int = 256, precision: str | None = None,
+                  channels_last: bool = True, params: dict | None = None) -> np.ndarray:
     """P(melanoma) = softmax[:, 1] per image; with tta > 0 the mean over tta augmented replicas
     (augment_cfg as in training; None = the study's augmentation). ``params`` (from tta_params) may be
     given to fix the augmentations explicitly."""

@@ -448,7 +448,8 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
         seen = 0
         for s in range(0, n_used, bs):
             e = min(s + bs, n_used)
-            x = augment.apply(train_store.get(order_for_store[s:e]), BatchAugment.index_params(params, slice(s, e)))
+            x = augment.apply(train_store.get(order_for_store[s:e]),
+                              BatchAugment.index_params(params, slice(s, e)))
             if cfg["channels_last"]:
                 x = x.contiguous(memory_format=torch.channels_last)
             with autocast(device, precision):

@@ -31,6 +31,7 @@ def test_precision_key_is_checked_and_bf16_needs_cuda(tmp_path):
         train_classifier(xt, yt, xv, yv, dict(TINY, precision="bf16"), tmp_path / "b", 0, "cpu", LOG)
     with pytest.raises(InputError, match="unknown key"):  # the former switch is gone, not silently ignored
         train_classifier(xt, yt, xv, yv, dict(TINY, amp=True), tmp_path / "c", 0, "cpu", LOG)
+    assert not list(tmp_path.iterdir())  # rejected before anything is written
 
 
 def test_model_file_records_precision_and_prediction_follows_it(tmp_path):

@@ -355,6 +355,7 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     out_dir = Path(out_dir)
     y_train = _check_inputs(train_images, train_labels, "train")
     y_val = _check_inputs(val_images, val_labels, "validation")
+    precision = resolve_precision(cfg["precision"], device, key="classifier.precision")
     if train_images.shape[0] < 2:
         raise InputError(f"train set has {train_images.shape[0]} images; need at least 2")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -372,7 +373,6 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     fp = _fingerprint(cfg, seed, len(y_train), len(y_val), _checksum(train_images, y_train),
                       _checksum(val_images, y_val), model, code_version, ids_digest)
     input_size = info.input_size
-    precision = resolve_precision(cfg["precision"], device, key="classifier.precision")
     configure_backends(device)  # cuDNN autotuning: the batch shape is fixed within a run
     model.to(device)
     if cfg["channels_last"]:

@@ -107,9 +107,21 @@ def to_unit_float(x: torch.Tensor) -> torch.Tensor:
     return x.float()
 
 
+_NORM_CONSTANTS: dict = {}
+
+
+def _norm_constants(mean, std, dtype, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """mean and std as (1, 3, 1, 1) tensors on `device`, made once per (values, dtype, device): a new
+    small tensor on a GPU every batch would be a host-to-device copy per step."""
+    key = (tuple(float(v) for v in mean), tuple(float(v) for v in std), dtype, str(device))
+    if key not in _NORM_CONSTANTS:
+        _NORM_CONSTANTS[key] = (torch.tensor(key[0], dtype=dtype, device=device).view(1, 3, 1, 1),
+                                torch.tensor(key[1], dtype=dtype, device=device).view(1, 3, 1, 1))
+    return _NORM_CONSTANTS[key]
+
+
 def normalise(x: torch.Tensor, mean, std) -> torch.Tensor:
-    m = torch.as_tensor(mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-    s = torch.as_tensor(std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
+    m, s = _norm_constants(mean, std, x.dtype, x.device)
     return (x - m) / s
 
 

@@ -56,6 +56,9 @@ class ModelInfo:
     feature_dim: int
     num_classes: int = 2
     model_kwargs: dict = field(default_factory=dict)
+    # the classifier.precision it was trained under (auto, fp32, bf16); prediction runs the same way.
+    # Model files from before this field: fp32
+    precision: str = "fp32"
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -4,7 +4,11 @@ per-image loss (the "error" score of pool images), penultimate features.
 TTA is batched as (images x replicas): each forward pass holds ``batch_size`` augmented samples made
 from ``batch_size // tta`` images (at least one image). The augmentation parameters of every
 (image, replica) pair are drawn up front from a generator seeded with ``seed``, so the result does
-not depend on the batch size and equals a loop over replicas.
+not depend on the batch size and equals a loop over replicas. They go to the device once per call, the
+probabilities stay there until the end (one host sync per call, not per batch).
+
+Precision: ``precision=None`` runs a model as it was trained (ModelInfo.precision, from
+classifier.precision: auto or bf16 -> bfloat16 autocast on CUDA; float32 on the CPU); "fp32" forces float32.
 """
 
 from __future__ import annotations
@@ -16,7 +20,8 @@ import torch.nn.functional as F
 from ..io import InputError
 from .augment import BatchAugment, normalise_only
 from .models import ModelInfo
-from .training import ImageStore, _autocast
+from ..gans.accel import autocast
+from .training import ImageStore, inference_precision, to_device
 
 
 def _check_images(images):
@@ -41,22 +46,24 @@ def tta_params(augment: BatchAugment, n_images: int, tta: int, seed: int) -> dic
 
 @torch.no_grad()
 def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int = 0, augment_cfg=None,
-                  seed: int = 0, batch_size: int = 256, amp: bool = False, channels_last: bool = True,
-                  params: dict | None = None) -> np.ndarray:
+                  seed: int = 0, batch_size: int = 256, precision: str | None = None,
+                  channels_last: bool = True, params: dict | None = None) -> np.ndarray:
     """P(melanoma) = softmax[:, 1] per image; with tta > 0 the mean over tta augmented replicas
     (augment_cfg as in training; None = the study's augmentation). ``params`` (from tta_params) may be
     given to fix the augmentations explicitly."""
     if tta <= 0:
-        return probabilities(logits(model, info, images, device, batch_size, amp, channels_last))
+        return probabilities(logits(model, info, images, device, batch_size, precision, channels_last))
     _check_images(images)
     device = torch.device(device)
+    precision = inference_precision(precision or info.precision, device)
     _prepare(model, device, channels_last)
     n = images.shape[0]
     store = ImageStore(images, device)
-    out = np.empty(n, dtype=np.float64)
     augment = BatchAugment(augment_cfg, info.mean, info.std, info.input_size)
     if params is None:
         params = tta_params(augment, n, tta, seed)
+    params = {k: to_device(v, device) for k, v in params.items()}
+    out = torch.empty(n, dtype=torch.float64, device=device)
     per = max(1, batch_size // tta)  # images per forward pass
     for s in range(0, n, per):
         e = min(s + per, n)
@@ -67,35 +74,44 @@ def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int =
         xa = augment.apply(x, p)
         if channels_last:
             xa = xa.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp):
+        with autocast(device, precision):
             out_b = model(xa).float()
-        prob = torch.softmax(out_b, 1)[:, 1].double().view(b, tta).mean(1)
-        out[s:e] = prob.cpu().numpy()
-    return out
+        out[s:e] = torch.softmax(out_b, 1)[:, 1].double().view(b, tta).mean(1)
+    return out.cpu().numpy()
 
 
-def _plain_batches(model, info: ModelInfo, images: np.ndarray, device, batch_size: int, amp: bool,
+_FLUSH_BATCHES = 32  # outputs move to the host every this many batches (bounded device memory)
+
+
+def _plain_batches(model, info: ModelInfo, images: np.ndarray, device, batch_size: int, precision,
                    channels_last: bool, head):
-    """head(x) on normalised, unaugmented batches; yields float outputs in image order."""
+    """head(x) on normalised, unaugmented batches; yields float CPU outputs in image order, a few
+    batches at a time (one host sync per _FLUSH_BATCHES batches)."""
     _check_images(images)
     device = torch.device(device)
+    precision = inference_precision(precision or info.precision, device)
     _prepare(model, device, channels_last)
     store = ImageStore(images, device)
+    pending = []
     for s in range(0, images.shape[0], batch_size):
         x = normalise_only(store.slice(s, min(s + batch_size, images.shape[0])), info.mean, info.std,
                            info.input_size)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(device, amp):
-            out = head(x).float()
-        yield out.cpu()
+        with autocast(device, precision):
+            pending.append(head(x).float())
+        if len(pending) == _FLUSH_BATCHES:
+            yield torch.cat(pending).cpu()
+            pending = []
+    if pending:
+        yield torch.cat(pending).cpu()
 
 
 @torch.no_grad()
-def logits(model, info: ModelInfo, images: np.ndarray, device, batch_size: int = 256, amp: bool = False,
-           channels_last: bool = True) -> np.ndarray:
+def logits(model, info: ModelInfo, images: np.ndarray, device, batch_size: int = 256,
+           precision: str | None = None, channels_last: bool = True) -> np.ndarray:
     """Logits (N, classes) as float64, no augmentation."""
-    chunks = list(_plain_batches(model, info, images, device, batch_size, amp, channels_last, model))
+    chunks = list(_plain_batches(model, info, images, device, batch_size, precision, channels_last, model))
     if not chunks:
         return np.zeros((0, info.num_classes), dtype=np.float64)
     return torch.cat(chunks).double().numpy()
@@ -116,19 +132,20 @@ def cross_entropy(logit: np.ndarray, labels) -> np.ndarray:
 
 
 def per_image_loss(model, info: ModelInfo, images: np.ndarray, labels, device, batch_size: int = 256,
-                   amp: bool = False, channels_last: bool = True) -> np.ndarray:
+                   precision: str | None = None, channels_last: bool = True) -> np.ndarray:
     """Cross-entropy of the given label per image, no augmentation (lower = more typical)."""
     labels = np.asarray(labels, dtype=np.int64)
     if labels.shape != (images.shape[0],):
         raise InputError(f"labels: expected {images.shape[0]} labels, got shape {labels.shape}")
-    return cross_entropy(logits(model, info, images, device, batch_size, amp, channels_last), labels)
+    return cross_entropy(logits(model, info, images, device, batch_size, precision, channels_last), labels)
 
 
 @torch.no_grad()
-def features(model, info: ModelInfo, images: np.ndarray, device, batch_size: int = 256, amp: bool = False,
-             channels_last: bool = True) -> np.ndarray:
+def features(model, info: ModelInfo, images: np.ndarray, device, batch_size: int = 256,
+             precision: str | None = None, channels_last: bool = True) -> np.ndarray:
     """Penultimate features (N, info.feature_dim) as float32, no augmentation."""
-    chunks = list(_plain_batches(model, info, images, device, batch_size, amp, channels_last, model.features))
+    chunks = list(_plain_batches(model, info, images, device, batch_size, precision, channels_last,
+                                 model.features))
     if not chunks:
         return np.zeros((0, info.feature_dim), dtype=np.float32)
     return torch.cat(chunks).numpy().astype(np.float32, copy=False)

@@ -5,7 +5,12 @@ resumes at the next epoch and ends with results identical to an uninterrupted ru
 Inputs are z-normalised with ImageNet's mean and standard deviation (``normalize: imagenet``, the
 paper's text) or with the model's own settings (``normalize: model``); the choice is stored in the
 saved ModelInfo, so evaluation, pool scoring and feature extraction normalise as training did.
-Training images are augmented on the device per batch (classifier.augment.BatchAugment). Validation is
+Training images are augmented on the device per batch (classifier.augment.BatchAugment); each epoch's
+sample order and augmentation parameters are drawn once, before its first step, and moved to the device
+in one copy, so a step neither draws on the host nor waits for a host-to-device copy; the training loss
+is summed on the device and read once per epoch. Precision (``precision``): ``auto`` runs the forward
+pass under bfloat16 autocast on CUDA and in float32 elsewhere (weights, gradients and the optimiser
+stay float32); ``fp32`` or ``bf16`` force one. Validation is
 computed without augmentation, or (``val_augment: true``, as the authors' code did) on one fresh random
 augmentation of every validation image per epoch. All randomness comes from explicit seeds: model
 init, data order, augmentation draws, validation augmentation and the global torch RNG (dropout and
@@ -43,6 +48,7 @@ import pandas as pd
 import torch
 import torch.nn.functional as F
 
+from ..gans.accel import PRECISIONS, autocast, configure_backends, resolve_precision
 from ..io import InputError, load_torch, save_torch, seed_from, write_csv
 from ..metrics import roc_auc
 from ..progress import Progress
@@ -71,7 +77,7 @@ DEFAULTS = {
     "augment": None,  # None: the paper's augmentation (augment.DEFAULT_AUGMENT)
     "val_augment": False,  # the authors' code: True (one random augmentation per image and epoch)
     "eval_batch_size": 256,
-    "amp": False,  # bfloat16 autocast on CUDA only
+    "precision": "auto",  # auto: bfloat16 autocast on CUDA, float32 on CPU; fp32; bf16 (CUDA only)
     "channels_last": True,  # ~40% faster on CPU for small convnets; also good on GPU
     "num_threads": None,
     "device_data_max_bytes": None,  # GPU: keep the whole image set on the device below this (None: 1/4 of free memory)
@@ -122,9 +128,11 @@ def complete_config(cfg: dict, key: str = "classifier") -> dict:
         if not isinstance(out[k], (bool, np.bool_)):
             raise InputError(f"{key}.{k}: expected true or false, got {out[k]!r}")
     for k in ("batch_size", "epochs", "plateau_patience", "early_stopping_patience", "eval_batch_size"):
-        low = 0 if k == "plateau_patience" else 1
+        low = {"plateau_patience": 0, "batch_size": 2}.get(k, 1)  # batch norm needs two samples
         if isinstance(out[k], bool) or not isinstance(out[k], (int, np.integer)) or out[k] < low:
             raise InputError(f"{key}.{k}: expected an integer >= {low}, got {out[k]!r}")
+    if out["precision"] not in PRECISIONS:
+        raise InputError(f"{key}.precision: one of {', '.join(PRECISIONS)}; got {out['precision']!r}")
     for k in ("lr", "momentum", "weight_decay", "plateau_factor", "min_lr"):
         if isinstance(out[k], bool) or not isinstance(out[k], (int, float)) or out[k] < 0:
             raise InputError(f"{key}.{k}: expected a number >= 0, got {out[k]!r}")
@@ -180,6 +188,7 @@ class ImageStore:
                 self.on_device = _shared_tensor(images).to(self.device)
 
     def get(self, idx: torch.Tensor) -> torch.Tensor:
+        """The images at `idx`: indices on the device for a set held there (no copy), else on the CPU."""
         if self.on_device is not None:
             return self.on_device[idx.to(self.on_device.device)]
         batch = torch.from_numpy(np.ascontiguousarray(self.host[idx.cpu().numpy()]))
@@ -208,20 +217,36 @@ def _check_inputs(images, labels, what: str):
     return labels.astype(np.int64)
 
 
-def _autocast(device, amp):
-    enabled = bool(amp) and torch.device(device).type == "cuda"
-    return torch.autocast(device_type=torch.device(device).type, dtype=torch.bfloat16, enabled=enabled)
+def to_device(t: torch.Tensor, device) -> torch.Tensor:
+    """A host tensor on `device`: on CUDA through pinned memory, so the copy does not block the host."""
+    device = torch.device(device)
+    if device.type != "cuda" or t.device.type == "cuda":
+        return t.to(device)
+    return t.pin_memory().to(device, non_blocking=True)
+
+
+def inference_precision(value, device) -> str:
+    """"fp32" or "bf16" for prediction with a model trained under `value` (auto, fp32, bf16): bf16 only
+    on CUDA. Unlike training, a bf16 model on the CPU falls back to fp32 (its weights are fp32 anyway)."""
+    value = value or "fp32"
+    if value not in PRECISIONS:
+        raise InputError(f"precision: one of {', '.join(PRECISIONS)}; got {value!r}")
+    return "bf16" if value != "fp32" and torch.device(device).type == "cuda" else "fp32"
 
 
 @torch.no_grad()
 def evaluate_loss(model, info: ModelInfo, store: ImageStore, labels: np.ndarray, batch_size: int,
-                  input_size: int, amp=False, channels_last=True, augment: BatchAugment | None = None,
+                  input_size: int, precision="fp32", channels_last=True, augment: BatchAugment | None = None,
                   params: dict | None = None) -> tuple[float, np.ndarray]:
     """Mean cross-entropy and P(class 1) over a set (model in eval mode): without augmentation, or with
-    ``augment`` and its per-image ``params`` (one augmented copy per image)."""
+    ``augment`` and its per-image ``params`` (one augmented copy per image). Sums and probabilities stay
+    on the device until the end (one host sync per call); `precision` is a resolved one (fp32, bf16)."""
     model.eval()
-    y = torch.from_numpy(labels)
-    total = 0.0
+    device = store.device
+    y = to_device(torch.from_numpy(labels), device)
+    if params is not None:
+        params = {k: to_device(v, device) for k, v in params.items()}
+    total = torch.zeros((), dtype=torch.float64, device=device)
     probs = []
     for s in range(0, store.n, batch_size):
         e = min(s + batch_size, store.n)
@@ -231,11 +256,14 @@ def evaluate_loss(model, info: ModelInfo, store: ImageStore, labels: np.ndarray,
             x = normalise_only(store.slice(s, e), info.mean, info.std, input_size)
         if channels_last:
             x = x.contiguous(memory_format=torch.channels_last)
-        with _autocast(x.device, amp):
+        with autocast(x.device, precision):
             logits = model(x).float()
-        total += F.cross_entropy(logits, y[s:e].to(logits.device), reduction="sum").item()
-        probs.append(torch.softmax(logits, 1)[:, 1].cpu())
-    return total / max(store.n, 1), torch.cat(probs).numpy()
+        # each batch's float32 sum added in float64, as the float sums of the per-batch values were
+        total += F.cross_entropy(logits, y[s:e], reduction="sum").double()
+        probs.append(torch.softmax(logits, 1)[:, 1])
+    if not probs:
+        return 0.0, np.zeros(0, dtype=np.float32)
+    return total.item() / max(store.n, 1), torch.cat(probs).cpu().numpy()
 
 
 def _epoch_order(gen: torch.Generator, labels: torch.Tensor, balanced: bool, keys: np.ndarray | None = None,
@@ -294,6 +322,7 @@ def build_model(cfg: dict, seed: int):
                                         **cfg["model_kwargs"])
     if cfg["input_size"]:
         info.input_size = int(cfg["input_size"])
+    info.precision = cfg.get("precision", "auto")  # prediction runs as training did (predict.py)
     if cfg.get("normalize", "imagenet") == "imagenet":
         info.mean, info.std = IMAGENET_MEAN, IMAGENET_STD
     return model, info
@@ -326,6 +355,7 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     out_dir = Path(out_dir)
     y_train = _check_inputs(train_images, train_labels, "train")
     y_val = _check_inputs(val_images, val_labels, "validation")
+    precision = resolve_precision(cfg["precision"], device, key="classifier.precision")
     if train_images.shape[0] < 2:
         raise InputError(f"train set has {train_images.shape[0]} images; need at least 2")
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -343,6 +373,7 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     fp = _fingerprint(cfg, seed, len(y_train), len(y_val), _checksum(train_images, y_train),
                       _checksum(val_images, y_val), model, code_version, ids_digest)
     input_size = info.input_size
+    configure_backends(device)  # cuDNN autotuning: the batch shape is fixed within a run
     model.to(device)
     if cfg["channels_last"]:
         model.to(memory_format=torch.channels_last)
@@ -391,7 +422,7 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     train_store = ImageStore(train_images, device, cfg["device_data_max_bytes"])
     val_store = ImageStore(val_images, device, cfg["device_data_max_bytes"])
     labels_cpu = torch.from_numpy(y_train)
-    labels_dev = labels_cpu.to(device)
+    labels_dev = to_device(labels_cpu, device)
     bs = cfg["batch_size"]
     progress = Progress(cfg["epochs"], "epoch", log, start=state["epoch"])
 
@@ -401,39 +432,42 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
         lr = opt.lr
         order = _epoch_order(gen_data, labels_cpu, cfg["balanced_batches"], keys,
                              seed_from(seed, "data-order", epoch))
-        aug_keys = (None if keys is None else
-                    _augment_keys(keys, order.numpy(), seed_from(seed, "augment", epoch)))
+        # the epoch's batches: only the last can be short, and one of a single sample is skipped (batch
+        # norm cannot train on it), so the samples used are a prefix of the order
+        n_used = len(order) if len(order) % bs != 1 else len(order) - 1
+        if keys is None:  # the same draws as one sample_params per batch: a generator stream concatenates
+            params = augment.sample_params(n_used, gen_aug)
+        else:
+            aug_keys = _augment_keys(keys, order[:n_used].numpy(), seed_from(seed, "augment", epoch))
+            params = augment.params_from_uniforms(keyed_uniforms(aug_keys))
+        params = {k: to_device(v, device) for k, v in params.items()}
+        order_dev = to_device(order, device)
+        order_for_store = order_dev if train_store.on_device is not None else order
         model.train()
         loss_sum = torch.zeros((), device=device)
         seen = 0
-        for s in range(0, len(order), bs):
-            idx = order[s:s + bs]
-            if idx.numel() < 2:  # batch norm cannot train on a single sample
-                continue
-            if aug_keys is None:
-                x = augment(train_store.get(idx), gen_aug)
-            else:
-                params = augment.params_from_uniforms(keyed_uniforms(aug_keys[s:s + bs]))
-                x = augment.apply(train_store.get(idx), params)
+        for s in range(0, n_used, bs):
+            e = min(s + bs, n_used)
+            x = augment.apply(train_store.get(order_for_store[s:e]),
+                              BatchAugment.index_params(params, slice(s, e)))
             if cfg["channels_last"]:
                 x = x.contiguous(memory_format=torch.channels_last)
-            y = labels_dev[idx.to(device)]
-            with _autocast(device, cfg["amp"]):
+            with autocast(device, precision):
                 logits = model(x)
-            loss = F.cross_entropy(logits.float(), y)
+            loss = F.cross_entropy(logits.float(), labels_dev[order_dev[s:e]])
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            loss_sum += loss.detach() * idx.numel()
-            seen += idx.numel()
-        train_loss = loss_sum.item() / max(seen, 1)
+            loss_sum += loss.detach() * (e - s)
+            seen += e - s
+        train_loss = loss_sum.item() / max(seen, 1)  # the epoch's one host sync of the training loop
         val_aug = val_params = None
         if cfg["val_augment"]:  # one fresh augmentation per image, drawn for the whole set (batch-size free)
             val_aug = augment
             val_params = augment.sample_params(len(y_val), torch.Generator().manual_seed(
                 seed_from(seed, "val-augment", epoch)))
         val_loss, val_prob = evaluate_loss(model, info, val_store, y_val, cfg["eval_batch_size"], input_size,
-                                           cfg["amp"], cfg["channels_last"], val_aug, val_params)
+                                           precision, cfg["channels_last"], val_aug, val_params)
         try:
             val_auc = roc_auc(y_val, val_prob)
         except InputError:

@@ -273,8 +273,6 @@ BAD_CONFIGS = [
     (["datasets", "toy_clinic"], {"kind": "index", "path": "nowhere/index.csv"}, "datasets.toy_clinic.path"),
     (["gans", "stylegan2", "channel_bsae"], 256, "gans.stylegan2.channel_bsae"),
     (["gans", "toypool", "path"], "nowhere", "gans.toypool.path: not found: nowhere"),
-    (["gans", "toypool", "abbreviation"], "spd", "gans.toypool.abbreviation: 'spd' is the label of a built-in"),
-    (["gans", "toypool", "kind"], None, "experiments.augmentation[3].gan: unknown generator 'toypool'"),
 ]
 
 

@@ -326,6 +326,7 @@ def test_evaluate_pool_fid_against_the_real_images(tmp_path, monkeypatch):
     assert out["like"]["fid"] < out["grey"]["fid"]
     sel = out["like"]
     assert sel["snapshot"] == "external" and sel["kimg"] is None and len(sel["fid_seed_values"]) == 3
+    assert sel["fid_seed_std"] > 0  # three different pool subsets
     assert json.loads((tmp_path / "like.json").read_text()) == sel
     assert [q["class"] for q in sel["quality"]] == ["all", "0", "1"]
     fid = pd.read_csv(tmp_path / "like.csv")
@@ -334,3 +335,26 @@ def test_evaluate_pool_fid_against_the_real_images(tmp_path, monkeypatch):
     row = gan_table([("mygen", sel, None)], labels={"mygen": "ext"}).iloc[0]
     assert row["label"] == "ext" and row["snapshot"] == "external" and np.isnan(row["trained_kimg"])
     assert row["fid"] == sel["fid"] and 0 <= row["precision"] <= 1
+
+
+def test_toy_external_pool_script(tmp_path):
+    """dev/toy_external_pool.py writes a folder-per-class pool of fresh toyderm images that the reader takes;
+    the same seed gives the same images, another seed others."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    script = Path(__file__).resolve().parents[1] / "dev" / "toy_external_pool.py"
+    for out, seed in (("a", 1), ("b", 1), ("c", 2)):
+        run = subprocess.run([sys.executable, str(script), "--out", str(tmp_path / out), "--n-per-class", "3",
+                              "--seed", str(seed), "--size", "16"], capture_output=True, text=True, timeout=120,
+                             env=os.environ)
+        assert run.returncode == 0, run.stderr
+    table = read_pool_listing(tmp_path / "a")
+    assert table["label"].tolist() == [0, 0, 0, 1, 1, 1]
+    pixels = {out: np.stack([np.asarray(Image.open(p)) for p in read_pool_listing(tmp_path / out)["image"]])
+              for out in "abc"}
+    assert pixels["a"].shape == (6, 16, 16, 3)
+    np.testing.assert_array_equal(pixels["a"], pixels["b"])
+    assert not np.array_equal(pixels["a"], pixels["c"])

@@ -4,8 +4,8 @@ variant of the finished TINY study and compares the scheduled jobs, counted per 
 answer written out below.
 
 The TINY study: datasets toy (split into train / val / test) and toy_clinic; test sets indist and clinical;
-four GANs; experiments 1x0 and 1-2x0 (baselines, no GAN), 1x1-2_sgn_div and 1-2x1-2_sgn_wst (StyleGAN2),
-1x1-4_all (all four GANs); 2 replicates."""
+four GANs and an external pool (toypool); experiments 1x0 and 1-2x0 (baselines, no GAN), 1x1-2_sgn_div and
+1-2x1-2_sgn_wst (StyleGAN2), 1x1-4_all (all four GANs), 1x1-2_toy (the external pool); 2 replicates."""
 
 from __future__ import annotations
 
@@ -144,7 +144,7 @@ def test_changed_figure_layout_re_runs_no_sampling_or_training(study, tmp_path):
 def test_added_test_set_evaluates_every_experiment_on_it(study, tmp_path):
     """A new test set from a new dataset: the dataset, the split check (it checks every test set against
     the training data), the new test set and its image cache -- not the other test sets, which the check
-    gates but does not change; the evaluation of every experiment (5, one job each covers its replicates
+    gates but does not change; the evaluation of every experiment (6, one job each covers its replicates
     and test sets); the AUC table, statistics and figures. No training of any kind."""
     cfg = copy.deepcopy(TINY)
     cfg["datasets"]["toy_extra"] = {"kind": "toyderm", "n": 40, "image_size": 32, "melanoma_fraction": 0.3,
@@ -152,7 +152,7 @@ def test_added_test_set_evaluates_every_experiment_on_it(study, tmp_path):
     cfg["testsets"]["extra"] = {"dataset": "toy_extra"}
     counts, out = scheduled(study, cfg, tmp_path)
     expected = {
-        "make_toyderm": 1, "check_splits": 1, "testset": 1, "cache_images": 1, "evaluate": 5,
+        "make_toyderm": 1, "check_splits": 1, "testset": 1, "cache_images": 1, "evaluate": 6,
         "aggregate": 1, "stats": 1, "plot_figures": 1, "all": 1,
     }
     assert counts == expected, reasons(out)
@@ -176,17 +176,18 @@ def edited_src(tmp_path, frozen_workflow):
 
 
 def test_edited_classifier_code_re_runs_what_uses_classifiers(study, tmp_path, edited_src):
-    """classifier/training.py changes: every classifier is trained again (the ancillary one and the 10 of
+    """classifier/training.py changes: every classifier is trained again (the ancillary one and the 12 of
     the experiments) and every evaluation runs again; the ancillary classifier feeds each GAN's checkpoint
-    choice (FID features) and pool scores, so every pool is generated, hashed and scored again, the GAN
-    experiments' samples and train sets are rebuilt, and the audits (classifier features) rerun. What no
-    classifier touches stays: data, caches, GAN training, the baselines' train sets."""
+    choice (FID features) and pool scores, so every GAN's pool is generated, hashed and scored again, the
+    external pool's FID and scores are computed again (its import and pHash stay), the GAN experiments'
+    samples and train sets are rebuilt, and the audits (classifier features) rerun. What no classifier
+    touches stays: data, caches, GAN training, the imported pool, the baselines' train sets."""
     src = edited_src("classifier/training.py", "EDITED = True  # a code change")
     counts, out = scheduled(study, TINY, tmp_path, src=src)
     expected = {
-        "train_ancillary": 1, "select_checkpoint": 4, "generate_pool": 4, "hash_pool": 4, "score_pool": 4,
-        "sample_synthetic": 3, "build_trainset": 6, "train_classifier": 10, "evaluate": 5,
-        "gan_table": 1, "audit": 4, "audit_table": 1, "design_table": 1, "aggregate": 1, "stats": 1,
+        "train_ancillary": 1, "select_checkpoint": 4, "external_fid": 1, "generate_pool": 4, "hash_pool": 4,
+        "score_pool": 5, "sample_synthetic": 4, "build_trainset": 8, "train_classifier": 12, "evaluate": 6,
+        "gan_table": 1, "audit": 5, "audit_table": 1, "design_table": 1, "aggregate": 1, "stats": 1,
         "plot_figures": 1, "all": 1,
     }
     assert counts == expected, reasons(out)

@@ -36,7 +36,10 @@ TINY = {
              "pix2pixhd": {"resolution": 16, "ngf": 8, "n_blocks": 1, "ndf": 8, "batch": 8, "total_kimg": 0.064,
                            "decay_kimg": 0.032, "snapshot_kimg": 0.032},
              "spade": {"resolution": 16, "ngf": 8, "spade_hidden": 8, "ndf": 8, "batch": 8, "total_kimg": 0.064,
-                       "snapshot_kimg": 0.032}},
+                       "snapshot_kimg": 0.032},
+             # a user's generator: fresh toyderm images at 32 px (resized to the study's 16 with a warning),
+             # written by write_config (TOY_POOL)
+             "toypool": {"kind": "external", "path": "external/toypool", "abbreviation": "toy"}},
     "fid": {"n_images": 64, "noise_seeds": 2, "grid_per_class": 2, "kid_subset_size": 32},
     "pool": {"n_per_class": 150, "shard_size": 100},
     "sampling": {"diverse_threshold": 2},
@@ -51,6 +54,7 @@ TINY = {
             {"ratio": "1:0", "group": "baseline"},
             {"ratio": "1:1/2", "gan": "stylegan2", "sampling": "diverse", "group": "sampling"},
             {"ratio": "1:1/4", "gan": "all", "group": "gan"},
+            {"ratio": "1:1/2", "gan": "toypool", "group": "gan"},
         ],
         "anonymization": [
             {"ratio": "1/2:0", "group": "1/2"},
@@ -61,11 +65,20 @@ TINY = {
 
 
 GANS_USED = ["pgan", "pix2pixhd", "spade", "stylegan2"]
+EXTERNAL_USED = ["toypool"]
+# the external pool TINY names: 1:1/2 of the 120 training images asks 42 benign and 18 melanoma of it
+TOY_POOL = {"path": "external/toypool", "n_per_class": 48, "seed": 5, "size": 32}
 
 
 def write_config(workdir: Path, cfg: dict) -> None:
+    """The config, and the toy external pool (TOY_POOL) when the config uses it and the folder is not there."""
+    from ganaug.toyderm import make_external_pool
+
     (workdir / "config").mkdir(parents=True, exist_ok=True)
     (workdir / "config" / "config.yaml").write_text(yaml.safe_dump(cfg, sort_keys=False))
+    named = {(g or {}).get("path") for g in cfg.get("gans", {}).values()}
+    if TOY_POOL["path"] in named and not (workdir / TOY_POOL["path"]).exists():
+        make_external_pool(workdir / TOY_POOL["path"], TOY_POOL["n_per_class"], TOY_POOL["seed"], TOY_POOL["size"])
 
 
 def snakemake(workdir: Path, *args, timeout=600) -> subprocess.CompletedProcess:
@@ -110,7 +123,7 @@ def test_every_public_output(study):
     assert set(trainset["source"]) == {"real", "synthetic"}
     auc = pd.read_csv(r / "auc.csv")
     assert {"experiment", "label", "group", "replicate", "test_set", "auc"} <= set(auc.columns)
-    assert len(auc.drop_duplicates(["experiment", "replicate", "test_set"])) == 5 * 2 * 2
+    assert len(auc.drop_duplicates(["experiment", "replicate", "test_set"])) == 6 * 2 * 2
     assert auc["auc"].between(0, 1).all()
     for app in ("augmentation", "anonymization"):
         for ts in ("indist", "clinical"):
@@ -129,9 +142,9 @@ def test_statistics_tables_and_gan_table(study):
     compared = stats[stats["experiment"] != stats["baseline"]]
     # per test set: 1:1/2 vs 1:0; 1/2:0 vs 1:0 (what halving the real data costs); 1/2:1/2 vs 1/2:0
     pairs = set(zip(compared["experiment"], compared["baseline"]))
-    assert pairs == {("1x1-2_sgn_div", "1x0"), ("1x1-4_all", "1x0"), ("1-2x0", "1x0"),
+    assert pairs == {("1x1-2_sgn_div", "1x0"), ("1x1-4_all", "1x0"), ("1x1-2_toy", "1x0"), ("1-2x0", "1x0"),
                      ("1-2x1-2_sgn_wst", "1-2x0")}
-    assert len(compared) == 4 * 2
+    assert len(compared) == 5 * 2
     assert (compared["n_pairs"] == 2).all() and compared["p_value"].between(0, 1).all()
     assert (compared["p_adjusted"] >= compared["p_value"]).all()
     for app in ("augmentation", "anonymization"):
@@ -139,7 +152,7 @@ def test_statistics_tables_and_gan_table(study):
             for ext in ("csv", "md", "tex"):
                 assert (r / f"tables/{app}_{ts}.{ext}").stat().st_size > 0
     gans = pd.read_csv(r / "gan_fid.csv")
-    assert list(gans["gan"]) == sorted(GANS_USED)
+    assert list(gans["gan"]) == sorted(GANS_USED + EXTERNAL_USED)
     assert gans["fid"].notna().all() and gans["precision"].between(0, 1).all()
     assert {"recall_benign", "recall_melanoma"} <= set(gans.columns)
 
@@ -147,15 +160,46 @@ def test_statistics_tables_and_gan_table(study):
 def test_memorization_audit(study):
     r = study / "results/audit"
     summary = pd.read_csv(r / "summary.csv")
-    assert set(summary["gan"]) == set(GANS_USED)
+    assert set(summary["gan"]) == set(GANS_USED + EXTERNAL_USED)
     assert set(summary["measure"]) == {"phash_distance", "cosine"}
-    for gan in GANS_USED:
+    for gan in GANS_USED + EXTERNAL_USED:
         nearest = pd.read_csv(r / gan / "nearest.csv")
         used = pd.concat([pd.read_csv(f) for f in (study / "results/samples").glob("*.csv")])
         assert len(nearest) == used.loc[used["gan"] == gan, "image"].nunique()
         assert nearest["hash_dist"].between(0, 64).all() and nearest["cos_sim"].between(-1, 1 + 1e-6).all()
         for grid in ("closest_phash.png", "closest_features.png"):
             assert (r / gan / grid).stat().st_size > 0
+
+
+def test_external_pool_joins_the_study(study):
+    """The toy external pool goes through the protocol as a trained GAN does: imported into pool shards (its
+    32 px images resized to the study's 16 with a warning), pHash and scores, FID / KID / precision / recall
+    against the real training images (one gan_fid.csv row, no checkpoint choice), the sample of its
+    experiment `1:1/2 toy`, its train sets, runs, statistics, tables and figures, and its audit."""
+    r = study / "results"
+    manifest = pd.read_csv(r / "pools/toypool/manifest.csv", dtype={"phash": str})
+    assert len(manifest) == 2 * TOY_POOL["n_per_class"] and set(manifest["snapshot"]) == {"external"}
+    assert {"image", "label", "phash", "score", "file"} <= set(manifest.columns)
+    assert manifest["file"].str.startswith(TOY_POOL["path"]).all()
+    log = (study / "logs/pools/import_pool/toypool.log").read_text()
+    assert "96 image(s) of another size than the study's 16x16 px (32x32" in log
+    assert not (r / "gans/toypool/training.json").exists() and not list((r / "gans/toypool").glob("snapshot-*"))
+    row = pd.read_csv(r / "gan_fid.csv").set_index("gan").loc["toypool"]
+    assert row["label"] == "toy" and row["snapshot"] == "external" and np.isfinite(row["fid"])
+    assert pd.isna(row["trained_kimg"]) and 0 <= row["precision"] <= 1 and 0 <= row["recall"] <= 1
+    train = pd.read_csv(r / "data/splits/train.csv")
+    n = {c: int((train["label"] == c).sum()) for c in (0, 1)}
+    synthetic = pd.read_csv(r / "trainsets/1x1-2_toy/rep1.csv").query("source == 'synthetic'")
+    assert set(synthetic["gan"]) == {"toypool"}
+    assert synthetic["label"].value_counts().to_dict() == {c: round(n[c] / 2) for c in (0, 1)}
+    stats = pd.read_csv(r / "stats.csv")
+    assert set(stats.loc[stats["experiment"] == "1x1-2_toy", "test_set"]) == {"indist", "clinical"}
+    assert "1:1/2 toy" in (r / "tables/augmentation_indist.md").read_text()
+    assert "1:1/2 toy" in set(pd.read_csv(r / "auc.csv")["label"])
+    design = pd.read_csv(r / "tables/design.csv").set_index("experiment").loc["1x1-2_toy"]
+    assert design["synthetic_benign"] == design["asked_synthetic_benign"] == round(n[0] / 2)
+    audit = pd.read_csv(r / "audit/toypool/nearest.csv")
+    assert len(audit) == len(synthetic) and audit["hash_dist"].between(0, 64).all()
 
 
 def test_replicates_pair_real_subsets(study):
@@ -230,6 +274,7 @@ BAD_CONFIGS = [
     (["classifier", "model"], "timm:no_such_net", "classifier.model"),
     (["datasets", "toy_clinic"], {"kind": "index", "path": "nowhere/index.csv"}, "datasets.toy_clinic.path"),
     (["gans", "stylegan2", "channel_bsae"], 256, "gans.stylegan2.channel_bsae"),
+    (["gans", "toypool", "path"], "nowhere", "gans.toypool.path: not found: nowhere"),
 ]
 
 
@@ -271,3 +316,18 @@ def test_translation_gan_without_label_maps_fails_before_any_job(tmp_path):
     assert run.returncode != 0
     assert "gans.pix2pixhd: translates label maps into images" in run.stderr and "mine.csv" in run.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_external_pool_too_small_fails_before_any_classifier(tmp_path):
+    """An external pool with fewer melanoma images than `1:1/2` asks for: import_pool (first in line after
+    the split) fails naming the pool and the count, before the ancillary or any experiment's classifier."""
+    from ganaug.toyderm import make_external_pool
+
+    make_external_pool(tmp_path / TOY_POOL["path"], 5, seed=5, size=16)
+    write_config(tmp_path, TINY)
+    run = snakemake(tmp_path, "--cores", "1")
+    out = run.stdout + run.stderr
+    assert run.returncode != 0
+    assert "gans.toypool (external/toypool): 5 benign image(s), but an experiment asks for 42 synthetic benign" \
+        in out, out[-3000:]
+    assert not (tmp_path / "results/ancillary").exists() and not (tmp_path / "results/runs").exists()

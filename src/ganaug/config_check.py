@@ -66,10 +66,11 @@ def check_config(config: dict, workdir: Path | str = ".", deep: bool = True) -> 
                 problems.append(str(e))
 
     problems += _check_fid(config.get("fid"), workdir)
+    problems += _check_generators(config, workdir, deep)
 
     experiments = {}
     try:
-        experiments = {e.id: e for e in build_experiments(config["experiments"])}
+        experiments = {e.id: e for e in build_experiments(config["experiments"], config.get("gans"))}
     except InputError as e:
         problems.append(str(e))
     if not experiments and not problems:
@@ -98,19 +99,19 @@ def _check_fid(fid_cfg, workdir: Path) -> list[str]:
 
 def _check_gans(config: dict, experiments: dict, workdir: Path) -> list[str]:
     """Every GAN the design uses is implemented and its settings resolve (unknown keys, bad values)."""
-    from ganaug.gans import CONDITIONING, GAN_NAMES, gan_module
+    from ganaug.gans import conditioning, expand_gan, gan_module, is_external
 
-    used = set()
-    for e in experiments.values():
-        if e.gan is not None:
-            used |= set(GAN_NAMES) if e.gan == "all" else {e.gan}
+    gans = config.get("gans") or {}
+    used = {g for e in experiments.values() for g in expand_gan(e.gan)}
     problems = []
     for gan in sorted(used):
+        if is_external(gan, gans):  # checked by _check_generators
+            continue
         try:
             gan_module(gan).resolve_config(dict(config.get("gans", {}).get(gan) or {}))
         except InputError as e:
             problems.append(str(e) if str(e).startswith("gans.") else f"gans.{gan}: {e}")
-    translators = sorted(g for g in used if CONDITIONING[g] == "mask")
+    translators = sorted(g for g in used if conditioning(g, gans) == "mask")
     train = config["datasets"].get(config["split"]["dataset"], {})
     if translators and train.get("kind") == "index" and (workdir / train.get("path", "")).is_file():
         import pandas as pd
@@ -119,6 +120,31 @@ def _check_gans(config: dict, experiments: dict, workdir: Path) -> list[str]:
         if "mask" not in columns:
             problems.append(f"gans.{translators[0]}: translates label maps into images, but the training dataset "
                             f"{config['split']['dataset']} ({train['path']}) has no 'mask' column")
+    return problems
+
+
+def _check_generators(config: dict, workdir: Path, deep: bool) -> list[str]:
+    """The `gans` entries: names, kinds and abbreviations; every external pool's keys; with `deep`, the
+    listing of each external pool an experiment uses (path present, class folders or index columns, labels,
+    files present: ganaug.external.read_pool_listing). Decoding, sizes and counts are import_pool's checks."""
+    from ganaug.external import read_pool_listing, resolve_external
+    from ganaug.gans import check_generator_names, is_external
+
+    gans = config.get("gans") or {}
+    problems = check_generator_names(gans)
+    if problems:
+        return problems
+    used = {e.get("gan") for app in (config.get("experiments") or {}).values() for e in (app or [])
+            if isinstance(e, dict)}
+    for name in gans:
+        if not is_external(name, gans):
+            continue
+        try:
+            entry = resolve_external(name, gans)
+            if deep and name in used:
+                read_pool_listing(entry["path"], workdir, key=f"gans.{name}.path")
+        except InputError as e:
+            problems.append(str(e))
     return problems
 
 

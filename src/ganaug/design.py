@@ -18,8 +18,7 @@ from fractions import Fraction
 import numpy as np
 import pandas as pd
 
-from .gans import ABBREVIATIONS as GAN_ABBREVIATIONS
-from .gans import GAN_NAMES
+from .gans import abbreviation, generator_kind
 from .io import InputError, seed_from
 from .sampling import ABBREVIATIONS as SAMPLING_ABBREVIATIONS
 from .sampling import SAMPLING_METHODS
@@ -106,9 +105,10 @@ def counts(ratio: Ratio | str, class_counts: dict) -> dict:
     return out
 
 
-def _check_gan(gan, key: str) -> None:
-    if gan != "all" and gan not in GAN_NAMES:
-        raise InputError(f"{key}: unknown GAN '{gan}' (known: {', '.join(GAN_NAMES)}, or 'all')")
+def _check_gan(gan, key: str, gans: dict | None = None) -> None:
+    """A built-in generator, 'all' (the study's four GANs) or an external pool declared in `gans`."""
+    if gan != "all":
+        generator_kind(str(gan), gans, key=key)
 
 
 def _check_sampling(sampling, key: str) -> None:
@@ -116,32 +116,33 @@ def _check_sampling(sampling, key: str) -> None:
         raise InputError(f"{key}: unknown sampling method '{sampling}' (known: {', '.join(SAMPLING_METHODS)})")
 
 
-def format_label(ratio_text, gan=None, sampling=None) -> str:
+def format_label(ratio_text, gan=None, sampling=None, gans: dict | None = None) -> str:
     """Paper-style label: '1:0', '1:1/2 sgn', '1:1/2 sgn bst', '(1:1/2:3/4) sgn'.
 
     The gan is omitted when the ratio has no synthetic images; sampling 'random' (the default) is omitted.
+    `gans` (config ``gans``) declares external pools, labelled by their abbreviation ('1:1/2 ext').
     """
     ratio = parse_ratio(ratio_text) if isinstance(ratio_text, str) else ratio_text
     parts = [format_ratio(ratio)]
     if ratio.has_synthetic:
         if gan is None:
             raise InputError(f"ratio '{format_ratio(ratio)}' has synthetic images but no gan")
-        _check_gan(gan, "gan")
-        parts.append(GAN_ABBREVIATIONS[gan])
+        _check_gan(gan, "gan", gans)
+        parts.append(abbreviation(gan, gans))
         if sampling not in (None, "random"):
             _check_sampling(sampling, "sampling")
             parts.append(SAMPLING_ABBREVIATIONS[sampling])
     return " ".join(parts)
 
 
-def experiment_id(ratio_text, gan=None, sampling=None) -> str:
+def experiment_id(ratio_text, gan=None, sampling=None, gans: dict | None = None) -> str:
     """Filesystem-safe id: '1x0', '1x1-2_sgn', '1x1-2_sgn_bst', '1x1-2x3-4_sgn', '1-16x15-16_sgn'."""
     ratio = parse_ratio(ratio_text) if isinstance(ratio_text, str) else ratio_text
     fr = [ratio.real, ratio.synth_benign]
     if ratio.synth_benign != ratio.synth_melanoma:
         fr.append(ratio.synth_melanoma)
     head = "x".join(str(f).replace("/", "-") for f in fr)
-    tail = format_label(ratio, gan, sampling).split(" ")[1:]
+    tail = format_label(ratio, gan, sampling, gans).split(" ")[1:]
     return "_".join([head] + tail)
 
 
@@ -209,8 +210,9 @@ class Experiment:
             raise InputError(f"experiment record {d!r}: cannot rebuild an Experiment ({e})") from e
 
 
-def build_experiments(cfg_experiments: dict) -> list[Experiment]:
-    """Validate the ``experiments`` config section and return one Experiment per unique id.
+def build_experiments(cfg_experiments: dict, gans: dict | None = None) -> list[Experiment]:
+    """Validate the ``experiments`` config section and return one Experiment per unique id. `gans` (config
+    ``gans``) declares the external pools an experiment may name.
 
     Order: config order, augmentation entries first, then anonymization entries not seen before. Errors
     name the key path, e.g. ``experiments.augmentation[3].sampling``.
@@ -250,7 +252,7 @@ def build_experiments(cfg_experiments: dict) -> list[Experiment]:
             if ratio.has_synthetic:
                 if gan is None:
                     raise InputError(f"{key}.gan: ratio '{entry['ratio']}' uses synthetic images but names no gan")
-                _check_gan(gan, f"{key}.gan")
+                _check_gan(gan, f"{key}.gan", gans)
                 sampling = "random" if sampling is None else sampling
                 _check_sampling(sampling, f"{key}.sampling")
             else:
@@ -258,13 +260,13 @@ def build_experiments(cfg_experiments: dict) -> list[Experiment]:
                     if entry.get(k) is not None:
                         raise InputError(f"{key}.{k}: ratio '{entry['ratio']}' has no synthetic images; "
                                          f"remove '{k}'")
-            eid = experiment_id(ratio, gan, sampling)
+            eid = experiment_id(ratio, gan, sampling, gans)
             if eid in seen:
                 raise InputError(f"{key}: duplicate of {seen[eid]} (same ratio, gan and sampling: '{eid}')")
             seen[eid] = key
             group = entry.get("group")
             group = str(group) if group is not None else format_ratio(ratio)
-            label = format_label(ratio, gan, sampling)
+            label = format_label(ratio, gan, sampling, gans)
             if eid in by_id:
                 ex = by_id[eid]
                 ex.applications = ex.applications + (app,)

@@ -151,6 +151,17 @@ def iter_shards(shards: pd.DataFrame):
         yield np.asarray(idx), np.asarray(array[rows])
 
 
+def load_pool_images(shards: pd.DataFrame) -> np.ndarray:
+    """Every image of a pool's shard table, uint8 N x H x W x 3 in table order."""
+    out = None
+    for idx, images in iter_shards(shards):
+        out = np.empty((len(shards), *images.shape[1:]), dtype=np.uint8) if out is None else out
+        out[idx] = images
+    if out is None:
+        raise InputError("pool: no image in the shard table")
+    return out
+
+
 def hash_pool(shards_csv, out_csv, threads: int = 1, log: logging.Logger | None = None) -> pd.DataFrame:
     """pHash (imagehash-identical, 16 hex digits) of every pool image."""
     from ganaug.phash import phash_batch

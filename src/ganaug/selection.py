@@ -81,18 +81,12 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
 
     extractors = make_extractors(cfg, _load_ancillary)
     extractor = extractors[0]  # the selection metric
-    n = min(int(cfg["n_images"]), len(real_images))
-    if n < 2:
-        raise InputError(f"select_checkpoint: need at least 2 real images, got {len(real_images)}")
-    rng = np.random.default_rng(seed_from(seed, "real-subset"))
-    idx = np.arange(len(real_images)) if n == len(real_images) else np.sort(
-        rng.choice(len(real_images), n, replace=False))
+    idx, feats_r = _real_reference(real_images, extractors, cfg, seed, device, batch_size, "select_checkpoint")
+    n = len(idx)
     labels = real_labels[idx]
     if real_masks is not None and len(real_masks) != len(real_images):
         raise InputError(f"select_checkpoint: {len(real_images)} real images but {len(real_masks)} label maps")
     masks = None if real_masks is None else np.asarray(real_masks[idx])
-    reals = np.asarray(real_images[idx])
-    feats_r = {e.metric: e.features(reals, batch_size=batch_size, device=device) for e in extractors}
     stats_r = {m: feature_stats(f) for m, f in feats_r.items()}
     feat_r = feats_r[extractor.metric]
     log.info("FID on %s features (%s), %d real and %d generated images per snapshot, %d snapshots%s",
@@ -170,13 +164,141 @@ def select_checkpoint(snapshot_dir, real_images, real_labels, ancillary_path, fi
     return selected
 
 
+def _real_reference(real_images, extractors, cfg: dict, seed: int, device, batch_size: int, what: str):
+    """The real images a generator is compared with: fid.n_images of them (a subset seeded from `seed`, the
+    same for every generator of a study) and their features on every extractor. Returns (rows, {metric:
+    features})."""
+    import numpy as np
+
+    from .io import seed_from
+
+    n = min(int(cfg["n_images"]), len(real_images))
+    if n < 2:
+        raise InputError(f"{what}: need at least 2 real images, got {len(real_images)}")
+    rng = np.random.default_rng(seed_from(seed, "real-subset"))
+    idx = np.arange(len(real_images)) if n == len(real_images) else np.sort(
+        rng.choice(len(real_images), n, replace=False))
+    reals = np.asarray(real_images[idx])
+    return idx, {e.metric: e.features(reals, batch_size=batch_size, device=device) for e in extractors}
+
+
+def _pool_subset(pool_labels, wanted_labels, seed: int):
+    """Pool rows with the class mix of `wanted_labels`: per class, as many (seeded, without replacement) as
+    wanted, or all the pool has of it when fewer."""
+    import numpy as np
+
+    rng = np.random.default_rng(seed)
+    rows = []
+    for c in np.unique(wanted_labels):
+        have = np.flatnonzero(pool_labels == c)
+        rows.append(rng.permutation(have)[:int((wanted_labels == c).sum())])
+    return np.sort(np.concatenate(rows)) if rows else np.zeros(0, dtype=np.int64)
+
+
+def evaluate_pool(pool_images, pool_labels, real_images, real_labels, ancillary_path, fid_cfg: dict, seed: int,
+                  device, out_selected, out_fid, out_grid, log=None, batch_size: int = 64) -> dict:
+    """An external pool (fixed images: no snapshot to choose) measured as select_checkpoint measures the
+    chosen snapshot of a GAN: FID and KID on the study's features against the same real subset, with per
+    class FID / KID / k-NN precision / recall, so that its row of gan_fid.csv compares with the GANs'.
+
+    The pool side: per class as many pool images as the real subset has (seeded; all of a smaller class).
+    The FID's spread (fid_seed_values / fid_seed_std) comes from fid.noise_seeds different pool subsets.
+    Writes `out_fid` (one row, snapshot 'external'), `out_selected` (the JSON gan_table reads) and `out_grid`
+    (fid.grid_per_class pool images per class). Returns the selected.json content.
+    """
+    import logging
+
+    import numpy as np
+    import pandas as pd
+
+    from .external import SNAPSHOT
+    from .fid import feature_stats, fid_settings, frechet_distance, kid, make_extractors
+    from .gans.training import save_png
+    from .io import seed_from, write_csv, write_json
+    from .quality import quality_per_class
+
+    log = log or logging.getLogger("ganaug")
+    cfg = fid_settings(fid_cfg)
+    pool_labels = np.asarray(pool_labels, dtype=np.int64)
+    real_labels = np.asarray(real_labels, dtype=np.int64)
+    if len(pool_labels) != len(pool_images) or len(real_labels) != len(real_images):
+        raise InputError(f"evaluate_pool: {len(pool_images)} pool images with {len(pool_labels)} labels, "
+                         f"{len(real_images)} real images with {len(real_labels)} labels")
+
+    def _load_ancillary():
+        from .classifier.training import load_classifier
+
+        return load_classifier(ancillary_path, device)
+
+    extractors = make_extractors(cfg, _load_ancillary)
+    extractor = extractors[0]
+    idx, feats_r = _real_reference(real_images, extractors, cfg, seed, device, batch_size, "evaluate_pool")
+    labels = real_labels[idx]
+    stats_r = {m: feature_stats(f) for m, f in feats_r.items()}
+
+    def _fake(j, which):
+        rows = _pool_subset(pool_labels, labels, seed_from(seed, "fake", j))
+        imgs = np.asarray(pool_images[rows])
+        return rows, {e.metric: e.features(imgs, batch_size=batch_size, device=device) for e in which}
+
+    rows, feats_g = _fake(0, extractors)
+    fids = {m: frechet_distance(*stats_r[m], *feature_stats(f)) for m, f in feats_g.items()}
+    fid = fids[extractor.metric]
+    n = min(len(idx), len(rows))
+    k_mean, k_std = kid(feats_r[extractor.metric], feats_g[extractor.metric], n_subsets=10,
+                        subset_size=min(1000, n), seed=seed_from(seed, "kid"))
+    noise = [fid]
+    for j in range(1, int(cfg["noise_seeds"])):
+        feat = _fake(j, [extractor])[1][extractor.metric]
+        noise.append(frechet_distance(*stats_r[extractor.metric], *feature_stats(feat)))
+    noise_std = float(np.std(noise, ddof=1)) if len(noise) > 1 else None
+    quality = quality_per_class(feats_r[extractor.metric], labels, feats_g[extractor.metric], pool_labels[rows],
+                                k=3, kid_subsets=10, kid_subset_size=min(1000, n), seed=seed_from(seed, "kid"),
+                                fid_min_n=feats_r[extractor.metric].shape[1])
+    table = pd.DataFrame([{"snapshot": SNAPSHOT, "kimg": None, "fid": fid, "kid": k_mean, "kid_std": k_std,
+                           "metric": extractor.metric, "extractor": extractor.name, "n_images": len(rows),
+                           **{m: fids.get(m) for m in METRICS}}])
+    write_csv(out_fid, table)
+    save_png(out_grid, pool_grid(pool_images, pool_labels, int(cfg["grid_per_class"]), seed_from(seed, "grid")))
+    selected = {
+        "snapshot": SNAPSHOT, "path": None, "kimg": None, "fid": float(fid), "kid": float(k_mean),
+        "metric": extractor.metric, "extractor": extractor.name, "tolerance": None, "n_images": len(rows),
+        "n_real": len(idx), "pool_images": len(pool_labels), "best_snapshot": None, "best_kimg": None,
+        "best_fid": None, "fid_seed_values": [float(v) for v in noise], "fid_seed_std": noise_std,
+        "quality": quality, **{m: (float(fids[m]) if m in fids else None) for m in METRICS},
+        "extractors": {e.metric: e.name for e in extractors},
+    }
+    write_json(out_selected, selected)
+    log.info("external pool: %s %.3f on %d pool / %d real images (spread over %d pool subsets: %s)",
+             extractor.metric, fid, len(rows), len(idx), len(noise),
+             "n/a" if noise_std is None else f"{noise_std:.3f}")
+    return selected
+
+
+def pool_grid(images, labels, n_per_class: int, seed: int):
+    """One uint8 image: row k holds n_per_class pool images of class k (seeded; fewer when the class has
+    fewer; an empty class leaves its row black)."""
+    import numpy as np
+
+    images, labels = np.asarray(images), np.asarray(labels)
+    r = images.shape[1]
+    classes = range(max(2, int(labels.max()) + 1 if len(labels) else 2))
+    grid = np.zeros((len(classes) * r, n_per_class * r, 3), dtype=np.uint8)
+    rng = np.random.default_rng(seed)
+    for k in classes:
+        rows = rng.permutation(np.flatnonzero(labels == k))[:n_per_class]
+        for j, i in enumerate(rows):
+            grid[k * r:(k + 1) * r, j * r:(j + 1) * r] = images[i]
+    return grid
+
+
 GAN_TABLE_COLUMNS = ["gan", "label", "train_images", "trained_kimg", "trained_epochs", "training_hours", "snapshot",
                      "kimg", "epoch", "fid", "fid_seed_std", "kid", "precision", "recall", "metric", "extractor",
                      "n_images", "best_kimg", "best_fid", *METRICS]
 CLASS_NAMES = {"0": "benign", "1": "melanoma"}
 
 
-def gan_table(entries):
+def gan_table(entries, labels: dict | None = None):
     """The shape of the study's Table 4: one row per GAN with its training length, the selected snapshot,
     its FID (with the seed-to-seed spread) and KID, and which features the metric used (``metric``: the
     selection's; ``fid_inception`` / ``fid_ancillary``: the FID on either features, empty where not
@@ -189,20 +311,28 @@ def gan_table(entries):
     "images": the whole training set for PGAN / StyleGAN2, the masked images for pix2pixHD / SPADE); NaN
     for a training.json without it.
 
-    entries: (gan, selected.json dict, training.json dict) triples.
+    An external pool (training.json None; selected.json of evaluate_pool) has no training length and no
+    snapshot choice: its snapshot is 'external', its lengths and kimg empty.
+
+    entries: (gan, selected.json dict, training.json dict or None) triples; labels: gan -> its abbreviation
+    (ganaug.gans.abbreviation), default the built-in ones.
     """
     import pandas as pd
 
     from .gans import ABBREVIATIONS
 
+    labels = {**ABBREVIATIONS, **(labels or {})}
     rows = []
     for gan, sel, train in entries:
+        if train is None:  # an external pool: nothing trained, nothing selected
+            train = {"kimg": float("nan")}
+            sel = {**sel, "kimg": float("nan"), "best_kimg": float("nan"), "best_fid": float("nan")}
         n = train.get("images")
         if n is not None and (isinstance(n, bool) or not float(n) > 0):
             raise InputError(f"{gan}: training.json 'images' must be a positive number, got {n!r}")
         per_epoch = float(n) / 1000 if n is not None else float("nan")  # kimg per epoch
         rows.append({
-            "gan": gan, "label": ABBREVIATIONS.get(gan, gan),
+            "gan": gan, "label": labels.get(gan, gan),
             "train_images": int(n) if n is not None else None, "trained_kimg": float(train["kimg"]),
             "trained_epochs": float(train["kimg"]) / per_epoch,
             "training_hours": float(train.get("seconds", float("nan"))) / 3600,

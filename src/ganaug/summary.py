@@ -5,7 +5,7 @@ classifier protocol. The workflow prints it at start-up, so a dry run shows the 
 from __future__ import annotations
 
 from .design import APPLICATIONS, Experiment, application_order
-from .gans import GAN_NAMES
+from .gans import BUILTIN, expand_gan, is_external
 
 
 def _n(x) -> str:
@@ -27,10 +27,10 @@ def study_summary(config: dict, experiments: list[Experiment]) -> str:
              f"test sets: {', '.join(config['testsets'])}"]
     split = split_description(config)
     lines.append(split["text"])
-    used = {g for e in experiments if e.gan for g in (GAN_NAMES if e.gan == "all" else (e.gan,))}
+    used = {g for e in experiments for g in expand_gan(e.gan)}
     n_train = (split.get("expected") or {}).get("train")
     gans = []
-    for gan in GAN_NAMES:
+    for gan in BUILTIN:
         if gan not in used:
             continue
         cfg = config["gans"].get(gan, {})
@@ -47,6 +47,10 @@ def study_summary(config: dict, experiments: list[Experiment]) -> str:
         lines.append(f"GANs: {'; '.join(gans)} (pix2pixHD / SPADE: on the images with label maps); checkpoint by "
                      f"FID on {fid['features']} features, a later snapshot preferred when less than "
                      f"{fid['tolerance']} worse")
+    externals = [g for g in config["gans"] if g in used and is_external(g, config["gans"])]
+    if externals:
+        lines.append("external pools (no training, no checkpoint choice): " + "; ".join(
+            f"{g} ({config['gans'][g]['abbreviation']}) from {config['gans'][g]['path']}" for g in externals))
     c = config["classifier"]
     lines.append(f"classifier: {c.get('model')}{' pretrained' if c.get('pretrained') else ''}, "
                  f"{c.get('input_size')} px, batch {c.get('batch_size')}, lr {c.get('lr')}, up to "

@@ -724,3 +724,22 @@ def make_dataset(
     df["label"] = df["label"].astype(np.int64)
     df["rendered_label"] = df["rendered_label"].astype(np.int64)
     return df
+
+
+def make_external_pool(out_dir, n_per_class: int, seed: int, size: int = 64, domain: str = "dermoscopic",
+                       difficulty: float = 0.35) -> dict:
+    """A toy stand-in for a user's generator: fresh toyderm images (their own seed, so none is a training
+    image) written as an external pool, a folder per class (`out_dir/benign/*.png`, `out_dir/melanoma/*.png`).
+    Benign images are nevi. Image k of class c is seeded from (seed, c, k) only. Returns {class: count}."""
+    out_dir = Path(out_dir)
+    n_per_class = int(n_per_class)
+    if n_per_class < 1:
+        raise InputError(f"toy external pool: n_per_class must be >= 1, got {n_per_class}")
+    written = {}
+    for label, folder in ((0, "benign"), (1, "melanoma")):
+        for k in range(n_per_class):
+            rgb, _ = generate_image(np.random.default_rng([int(seed), label, k]), label, int(size), domain,
+                                    difficulty)
+            _save_png(out_dir / folder / f"{folder}_{k:05d}.png", rgb)
+        written[folder] = n_per_class
+    return written

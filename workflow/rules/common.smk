@@ -12,7 +12,8 @@ from snakemake.utils import validate
 import ganaug
 from ganaug.config_check import check_config, ConfigError
 from ganaug.design import BASELINE_ID, application_order
-from ganaug.gans import CONDITIONING, GAN_NAMES
+from ganaug.external import listing_fingerprint, resolve_external
+from ganaug.gans import abbreviation, conditioning, configured_generators, expand_gan, is_external
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -30,7 +31,12 @@ EXPERIMENT_IDS = list(EXPERIMENTS)
 REPLICATES = list(range(config["replicates"]))
 TESTSETS = list(config["testsets"])
 APPLICATIONS = [app for app in ("augmentation", "anonymization") if config["experiments"].get(app)]
+# every generator the config can name: the built-in trainable ones and its external pools (kind: external)
+GENERATORS = configured_generators(config["gans"])
+EXTERNAL = {g: resolve_external(g, config["gans"]) for g in GENERATORS if is_external(g, config["gans"])}
+TRAINED = [g for g in GENERATORS if g not in EXTERNAL]
 GAN_SIZE = {gan: cfg.get("resolution", 256) for gan, cfg in config["gans"].items()}
+GAN_SIZE.update({g: e["resolution"] for g, e in EXTERNAL.items()})
 CLS_SIZE = config["classifier"]["cache_size"]
 # used by evaluation, image loading or seeding (a param of its own), not by the training settings
 EVAL_KEYS = ("tta", "cache_size", "common_random_numbers")
@@ -42,7 +48,7 @@ ANCILLARY_TRAINING = {
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
-    gan="|".join(GAN_NAMES),
+    gan="|".join(GENERATORS),
     experiment=r"[A-Za-z0-9_\-]+",
     rep=r"\d+",
     size=r"\d+",
@@ -100,14 +106,14 @@ def gan_data(wildcards):
     """The real training data of a GAN: images at its resolution (+ label maps for a translation GAN)."""
     size = GAN_SIZE.get(wildcards.gan, 256)
     inputs = {"csv": "results/data/splits/train.csv", "images": cache_file("splits/train", size)}
-    if CONDITIONING[wildcards.gan] == "mask":
+    if conditioning(wildcards.gan, config["gans"]) == "mask":
         inputs.update(mask_cache_files("splits/train", size))
     return inputs
 
 
 def gan_masks(wildcards):
     """The training label maps a translation GAN's pool is generated from (none for the others)."""
-    if CONDITIONING[wildcards.gan] != "mask":
+    if conditioning(wildcards.gan, config["gans"]) != "mask":
         return {}
     return mask_cache_files("splits/train", GAN_SIZE.get(wildcards.gan, 256))
 
@@ -128,14 +134,31 @@ def gan_code(*modules):
 
 
 def gans_used(experiment_id):
-    gan = EXPERIMENTS[experiment_id].gan
-    if gan is None:
-        return []
-    return list(GAN_NAMES) if gan == "all" else [gan]
+    return expand_gan(EXPERIMENTS[experiment_id].gan)
 
 
 def all_gans():
     return sorted({g for e in EXPERIMENTS for g in gans_used(e)})
+
+
+def trained_pattern():
+    """Wildcard constraint of the rules that train a generator or use its snapshots (not external pools)."""
+    return "|".join(TRAINED)
+
+
+def external_pattern():
+    """Wildcard constraint of the rules of external pools (matches nothing when the config declares none)."""
+    return "|".join(EXTERNAL) or "^$"
+
+
+def external_experiments(wildcards):
+    """What import_pool needs of the design: the experiments drawing from this pool (their ratios)."""
+    return [EXPERIMENTS[e].data_dict() for e in EXPERIMENT_IDS if EXPERIMENTS[e].gan == wildcards.gan]
+
+
+def gan_labels():
+    """Each used generator's abbreviation (the label in gan_fid.csv)."""
+    return {g: abbreviation(g, config["gans"]) for g in all_gans()}
 
 
 def gan_table_file():

@@ -28,6 +28,8 @@ rule train_gan:
         # of one machine (torchrun, ganaug.gans.launch), sharing the threads; gans.<gan>.batch stays the
         # global batch, so the result is that of one GPU (up to float rounding) and a run resumes on any N
         gpu=1,
+    wildcard_constraints:
+        gan=trained_pattern(),
     script:
         "../scripts/train_gan.py"
 
@@ -81,19 +83,57 @@ rule select_checkpoint:
         mem_mb=16000,
         runtime=240,
         gpu=1,
+    wildcard_constraints:
+        gan=trained_pattern(),
     script:
         "../scripts/select_checkpoint.py"
 
 
+rule external_fid:
+    """An external pool against the real training images, as a GAN's chosen snapshot is measured: FID, KID,
+    precision / recall, overall and per class, on the same real subset and features. Nothing to choose."""
+    input:
+        unpack(gan_data),
+        shards="results/pools/{gan}/shards.csv",
+        ancillary="results/ancillary/model.pt",
+        inception=fid_inception_weights,
+    output:
+        selected="results/gans/{gan}/selected.json",
+        fid="results/gans/{gan}/fid.csv",
+        grid=report("results/gans/{gan}/selected_grid.png", caption="../report/gan_grid.rst", category="GANs"),
+    params:
+        fid=config["fid"],
+        seed=config["seed"],
+        code=code_version("fid", "selection", "quality", "weights", "classifier", "pool", "external"),
+    log:
+        "logs/gans/external_fid/{gan}.log",
+    benchmark:
+        "benchmarks/gans/external_fid/{gan}.tsv"
+    conda:
+        "../../envs/gan.yaml"
+    threads: 4
+    resources:
+        mem_mb=16000,
+        runtime=240,
+        gpu=1,
+    wildcard_constraints:
+        gan=external_pattern(),
+    script:
+        "../scripts/external_fid.py"
+
+
 rule gan_table:
-    """Training length, selected snapshot and FID of every GAN the design uses (the study's Table 4)."""
+    """Training length, selected snapshot and FID of every GAN the design uses (the study's Table 4); an
+    external pool's row has no training length and snapshot 'external'."""
     input:
         selected=expand("results/gans/{gan}/selected.json", gan=all_gans()),
-        training=expand("results/gans/{gan}/training.json", gan=all_gans()),
+        training=expand("results/gans/{gan}/training.json", gan=[g for g in all_gans() if g not in EXTERNAL]),
     output:
         csv=report("results/gan_fid.csv", caption="../report/gan_fid.rst", category="GANs"),
     params:
         gans=all_gans(),
+        external=[g for g in all_gans() if g in EXTERNAL],
+        labels=gan_labels(),
         code=code_version("selection"),
     log:
         "logs/gans/gan_table.log",

@@ -1,4 +1,5 @@
-"""Synthetic pool: generate N per class from the selected snapshot (sharded) -> pHash -> ancillary scores."""
+"""Synthetic pool: generate N per class from the selected snapshot (sharded), or import an external pool ->
+pHash -> ancillary scores."""
 
 
 rule generate_pool:
@@ -23,8 +24,45 @@ rule generate_pool:
         mem_mb=16000,
         runtime=720,
         gpu=1,
+    wildcard_constraints:
+        gan=trained_pattern(),
     script:
         "../scripts/generate_pool.py"
+
+
+rule import_pool:
+    """An external pool (gans.<name>: kind external) checked and written as pool shards, as a generated pool:
+    labels of the study's classes, enough images of each class for the largest ratio an experiment asks of it,
+    source images (if any) in the training split, every image readable and of the study's size (resized with a
+    warning, or an error: gans.<name>.resize). First in line (priority): a bad pool fails before classifiers."""
+    input:
+        train="results/data/splits/train.csv",
+    output:
+        shards="results/pools/{gan}/shards.csv",
+    params:
+        entry=lambda w: EXTERNAL[w.gan],
+        # the user's files as they are now (names, sizes, times): a changed pool is imported again
+        files=lambda w: listing_fingerprint(EXTERNAL[w.gan]["path"]),
+        experiments=external_experiments,
+        one_per_mask=config["sampling"].get("translation_images", "one_per_mask") == "one_per_mask",
+        shard_size=config["pool"]["shard_size"],
+        outdir=lambda w, output: os.path.dirname(output.shards),
+        code=code_version("external", "cache", "design"),
+    log:
+        "logs/pools/import_pool/{gan}.log",
+    benchmark:
+        "benchmarks/pools/import_pool/{gan}.tsv"
+    conda:
+        "../../envs/data.yaml"
+    threads: min(4, max(1, workflow.cores // 2))
+    priority: 30
+    resources:
+        mem_mb=8000,
+        runtime=120,
+    wildcard_constraints:
+        gan=external_pattern(),
+    script:
+        "../scripts/import_pool.py"
 
 
 rule hash_pool:

@@ -190,3 +190,32 @@ def test_trainer_copies_are_independent():
     cp = copy.deepcopy(tr)
     tr.train_step()
     assert cp.metrics()["loss_G"] is not None and cp.step == 1 and tr.step == 2
+
+
+def test_training_job_configures_the_backends(tmp_path, monkeypatch):
+    from ganaug.gans import training
+
+    seen = []
+    monkeypatch.setattr(training.accel, "configure_backends", lambda device: seen.append(device))
+    images, labels, masks = gh.label_map_data(n=8, r=16)
+    training.train_gan("pix2pixhd", images, labels, tmp_path, dict(GANS["pix2pixhd"][1], total_kimg=0.004,
+                                                                      snapshot_kimg=0.004), 3, "cpu", masks=masks)
+    assert seen == [torch.device("cpu")]
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="bf16 autocast runs on CUDA only (refused on CPU)")
+@pytest.mark.parametrize("gan", sorted(GANS))
+def test_bf16_trains_like_fp32_on_cuda(gan):
+    """A few steps in bf16 and in fp32 from the same state: finite losses, close to the fp32 ones."""
+    mod, cfg = GANS[gan]
+    images, labels, masks = gh.label_map_data(n=12, r=16)
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        c = gh.resolved_cfg(mod, cfg, precision=precision)
+        tr = mod.Trainer(images, labels, None if gan == "pgan" else masks, c, 3, "cuda", logging.getLogger("x"))
+        for _ in range(3):
+            tr.train_step()
+        losses[precision] = tr.metrics()
+    for k in ("loss_G", "loss_D"):
+        a, b = losses["fp32"][k], losses["bf16"][k]
+        assert abs(b) < float("inf") and b == pytest.approx(a, rel=0.1, abs=0.05), (k, a, b)

@@ -163,13 +163,27 @@ def test_killed_and_resumed_equals_straight(files, two, tmp_path):
 # ------------------------------------------------------- PGAN, pix2pixHD, SPADE: ranks as threads
 
 
+class _Done:
+    def wait(self):
+        return True
+
+
 class ThreadContext(Context):
     """Rank `rank` of a group of threads of this process: all_reduce sums the ranks' tensors in rank
-    order (what the process group does, minus the processes)."""
+    order (what the process group does, minus the processes). Gradient buckets of 2 KB, so that the
+    GANs' gradients go in many buckets, most of them reduced while backward runs."""
+
+    bucket_mb = 2 / 1024
 
     def __init__(self, group, rank):
         super().__init__(rank, group["world"])
         self.group = group
+        self.launched = 0  # all_reduce_async calls (the gradient buckets)
+
+    def all_reduce_async(self, x):
+        self.launched += 1
+        self.all_reduce(x)
+        return _Done()
 
     def all_reduce(self, x):
         slots, barrier = self.group["slots"], self.group["barrier"]
@@ -330,3 +344,175 @@ def test_refusals_and_one_process_train_job(data, tmp_path):
         pd.DataFrame({"x": data[1]}).to_csv(tmp_path / "t.csv", index=False)
         train_job("stylegan2", tmp_path / "i.npy", tmp_path / "t.csv", tmp_path / "run", CFG, 3,
                   tmp_path / "run" / "training.json", "cpu", logging.getLogger("ganaug"))
+
+
+# -------------------------------------------------------------- bucketed gradient reduction
+
+
+class _GradNet(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Linear(4, 8), torch.nn.Tanh(), torch.nn.Linear(8, 8),
+                                        torch.nn.Tanh(), torch.nn.Linear(8, 2))
+        self.unused = torch.nn.Linear(3, 3)  # never in a graph: its parameters must keep no gradient
+
+    def forward(self, x):
+        return self.body(x)
+
+
+_init_lock = threading.Lock()
+
+
+def _grad_net(seed=0):
+    with _init_lock:  # the global torch RNG is shared by the rank threads
+        torch.manual_seed(seed)
+        return _GradNet()
+
+
+def _in_threads(world, fn):
+    """fn(ctx) in `world` threads, each with its ThreadContext; returns {rank: result}."""
+    group = dict(world=world, slots=[None] * world, barrier=threading.Barrier(world, timeout=60))
+    results, errors = {}, {}
+
+    def run(r):
+        try:
+            results[r] = fn(ThreadContext(group, r))
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            errors[r] = e
+            group["barrier"].abort()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise next(e for e in errors.values() if not isinstance(e, threading.BrokenBarrierError))
+    return results
+
+
+def test_bucketed_reduction_is_the_global_mean_and_overlaps_backward():
+    world = 2
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    net = _grad_net()
+    net(x).square().mean().backward()
+    want = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
+    assert want and "unused.weight" not in want
+
+    def rank(ctx):
+        ctx.bucket_mb = 100 / 2 ** 20  # 100-byte buckets: most parameters in a bucket of their own
+        net = _grad_net()
+        xs = ctx.shard(x)
+        out = []
+        for step in range(3):  # step 0 installs the hooks; then the buckets go out during backward
+            net.zero_grad(set_to_none=True)
+            before = ctx.launched
+            loss = net(xs).square().mean()
+            loss.backward()
+            if step == 2:  # a second backward before the reduction: the sum of both is averaged
+                net(xs).square().mean().backward()
+            during = ctx.launched - before
+            ctx.reduce_grads(net)
+            out.append((during, ctx.launched - before, {k: p.grad for k, p in net.named_parameters()}))
+        ctx.check_reductions()
+        return out, len(ctx.reducers[(id(net),)].buckets)
+
+    for r, (steps, n_buckets) in _in_threads(world, rank).items():
+        assert n_buckets == 5  # the unused layer shares the first bucket with the last layer's bias
+        (d0, l0, g0), (d1, l1, g1), (d2, l2, g2) = steps
+        assert (d0, l0) == (0, 5)  # first call: everything reduced after backward
+        assert (d1, l1) == (5, 5)  # then every bucket goes out during backward
+        assert (d2, l2) == (5, 10)  # gradients changed after their buckets went out: all reduced again
+        for grads, scale in ((g0, 1), (g1, 1), (g2, 2)):
+            assert grads["unused.weight"] is None and grads["unused.bias"] is None
+            for k, g in want.items():
+                assert torch.allclose(grads[k], scale * g, atol=1e-6), (r, k)
+
+
+def test_ranks_with_gradients_of_other_parameters_are_caught():
+    def rank(ctx):
+        a, b, c = (torch.nn.Parameter(torch.ones(n)) for n in (8, 4, 4))
+        m = torch.nn.ParameterList([a, b, c])
+        # rank 0: a gradient for a (8 numbers); rank 1: for b and c (8 numbers too): same buffer size
+        loss = a.sum() if ctx.rank == 0 else b.sum() + c.sum()
+        loss.backward()
+        ctx.reduce_grads(m)
+        with pytest.raises(RuntimeError, match="gradients for different parameters"):
+            ctx.check_reductions()
+
+    _in_threads(2, rank)
+
+
+def _gloo_rank(rank, world, store, q):
+    import torch.distributed as tdist
+
+    tdist.init_process_group("gloo", init_method=f"file://{store}", rank=rank, world_size=world)
+    try:
+        ctx = Context(rank, world)
+        ctx.bucket_mb = 1 / 1024
+        net = _grad_net()
+        x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+        for _ in range(2):
+            net.zero_grad(set_to_none=True)
+            net(ctx.shard(x)).square().mean().backward()
+            ctx.reduce_grads(net)
+        ctx.check_reductions()
+        q.put((rank, {k: None if p.grad is None else p.grad.clone() for k, p in net.named_parameters()}))
+    finally:
+        tdist.destroy_process_group()
+
+
+def test_bucketed_reduction_with_gloo_processes(tmp_path):
+    """The real asynchronous collectives (gloo, 2 processes) in 1 KB buckets: the one-process gradient."""
+    import torch.multiprocessing as mp
+
+    x = torch.randn(8, 4, generator=torch.Generator().manual_seed(0))
+    net = _grad_net()
+    net(x).square().mean().backward()
+    ctx = mp.get_context("spawn")
+    q = ctx.Queue()
+    procs = [ctx.Process(target=_gloo_rank, args=(r, 2, tmp_path / "store", q)) for r in range(2)]
+    for p in procs:
+        p.start()
+    got = dict(q.get(timeout=120) for _ in procs)
+    for p in procs:
+        p.join(timeout=60)
+        assert p.exitcode == 0
+    for r in range(2):
+        for k, p in net.named_parameters():
+            if p.grad is None:
+                assert got[r][k] is None, k
+            else:
+                assert torch.allclose(got[r][k], p.grad, atol=1e-6), (r, k)
+
+
+def test_each_rank_augments_its_own_rows(monkeypatch):
+    """ADA through Context.draws: each rank augments only its rows and gets the one-process result (the
+    augment helpers below are what ganaug.gans.augment's _rand/_randn become to take a ShardedDraws)."""
+    from ganaug.gans import augment as aug_mod
+
+    plain_rand, plain_randn = aug_mod._rand, aug_mod._randn
+
+    def _rand(n, gen, device):
+        return gen.rand((n,), device) if isinstance(gen, distributed.ShardedDraws) else plain_rand(n, gen, device)
+
+    def _randn(n, gen, device):
+        return gen.randn((n,), device) if isinstance(gen, distributed.ShardedDraws) \
+            else plain_randn(n, gen, device)
+
+    monkeypatch.setattr(aug_mod, "_rand", _rand)
+    monkeypatch.setattr(aug_mod, "_randn", _randn)
+    world, n = 3, 6
+    x = torch.randn(n, 3, 8, 8, generator=torch.Generator().manual_seed(1))
+    g0 = torch.Generator().manual_seed(5)
+    full = augment(x, 0.7, g0)
+    assert torch.allclose(augment(x, 0.7, Context().draws(torch.Generator().manual_seed(5))), full)
+    for r in range(world):
+        ctx = Context(r, world)
+        g = torch.Generator().manual_seed(5)
+        seen = []
+        mine = augment(x[r::world], 0.7, ctx.draws(g))
+        assert torch.allclose(mine, full[r::world], atol=1e-6)
+        assert torch.equal(g.get_state(), g0.get_state())  # in step with the one-process generator
+        seen.append(mine.shape[0])
+        assert seen == [n // world]  # the work of this rank's rows only

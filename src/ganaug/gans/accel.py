@@ -90,3 +90,12 @@ class DeviceStats:
     def reset(self) -> None:
         self._sum.clear()
         self._n.clear()
+
+    def reduce_sums(self, fn) -> None:
+        """Replace the sums by fn(their stacked tensor) in one call (e.g. their mean over processes)."""
+        if not self._sum:
+            return
+        keys = list(self._sum)
+        out = fn(torch.stack([self._sum[k].float() for k in keys]))
+        for k, v in zip(keys, out.unbind()):
+            self._sum[k] = v

@@ -3,9 +3,10 @@
 Data order: a CPU torch.Generator, seeded per run, draws one permutation of the N training images after
 another; a batch takes the next B indices of it and then B uniforms for random x-flips (flip where
 < 0.5). The flips are drawn whether or not the GAN mirrors its reals, so the draw order does not depend
-on `mirror`. A snapshot holds the states of the trainer's device generator (rng.gen), of this generator
-(rng.data_gen), of the global RNGs (rng.torch_cpu, rng.cuda; unused by training, restored so that a
-resumed process matches) and the rest of the current permutation (data.perm, with data.n), so a resumed
+on `mirror`. On CUDA both go to the device in one non-blocking copy from pinned memory.
+A snapshot holds the states of the trainer's device generator (rng.gen), of this generator (rng.data_gen),
+of the global RNGs (rng.torch_cpu, rng.cuda; unused by training, restored so that a resumed process
+matches) and the rest of the current permutation (data.perm, with data.n), so a resumed
 run continues exactly where the snapshot was taken.
 """
 
@@ -29,7 +30,11 @@ class RealSampler:
             self.perm = torch.cat([self.perm, torch.randperm(self.n, generator=self.gen)])
         idx, self.perm = self.perm[:B], self.perm[B:]
         flip = torch.rand(B, generator=self.gen) < 0.5
-        return idx.to(self.device), flip.to(self.device)
+        if torch.device(self.device).type != "cuda":
+            return idx.to(self.device), flip
+        # one copy from pinned memory, queued without waiting for the GPU (no host sync per step)
+        both = torch.stack([idx, flip.long()]).pin_memory().to(self.device, non_blocking=True)
+        return both[0], both[1].bool()
 
     def state_dict(self) -> dict:
         """The snapshot's `data` entry (the generator's state goes to rng.data_gen, see rng_state)."""

@@ -28,6 +28,10 @@ A snapshot stores the level and the alpha of its last step; `build_generator` re
 Generator.sample() generates at that level and upsamples (nearest) to the full resolution; PGAN has no
 truncation trick, so truncation_psi != 1 raises InputError.
 Trains on several processes too (ganaug.gans.distributed).
+Precision (`precision`, ganaug.gans.accel): bf16 autocast on CUDA by default (auto), fp32 on CPU. As the
+StyleGAN2-ADA reference keeps its low resolutions in fp32, G's 4x4 head and D's 4x4 epilogue
+(minibatch stddev, conv, dense layers, hence every score and logit the losses see) run in fp32, and so
+does the gradient penalty's norm; parameters, optimiser state and the EMA are fp32 throughout.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ from torch import nn
 
 from ganaug.io import InputError, seed_from
 
-from . import distributed
+from . import accel, distributed
 from .data import ClassConditionalBatches, RealSampler, load_rng_state, rng_state
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, normalize_2nd_moment
 from .snapshots import plain
@@ -59,6 +63,7 @@ DEFAULTS = dict(
     mirror=True,               # random x-flips of the reals
     total_kimg=12.0, snapshot_kimg=2.0,
     num_threads=None,          # torch.set_num_threads (not part of the science)
+    precision="auto",          # auto: bf16 autocast on CUDA, fp32 on CPU; or fp32 / bf16 (ganaug.gans.accel)
 )
 RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads")
 ARCH_KEYS = ("resolution", "z_dim", "channel_base", "channel_max", "num_classes")
@@ -143,9 +148,11 @@ class Generator(nn.Module):
 
     def forward(self, z, c, level=None, alpha=1.0):
         level = self.max_level if level is None else int(level)
-        x = normalize_2nd_moment(torch.cat([z, F.one_hot(c.long(), self.num_classes).to(z.dtype)], dim=1))
-        x = normalize_2nd_moment(self.dense(x).reshape(-1, self.c4, 4, 4))
-        x = normalize_2nd_moment(self.conv4(x))
+        with accel.full_precision(z.device):  # the 4x4 head in fp32 (see the module doc)
+            z = z.float()
+            x = normalize_2nd_moment(torch.cat([z, F.one_hot(c.long(), self.num_classes).to(z.dtype)], dim=1))
+            x = normalize_2nd_moment(self.dense(x).reshape(-1, self.c4, 4, 4))
+            x = normalize_2nd_moment(self.conv4(x))
         prev = x
         for k in range(1, level + 1):
             prev, x = x, self.blocks[k - 1](x)
@@ -204,8 +211,9 @@ class Discriminator(nn.Module):
                 x = torch.lerp(self.fromrgb[level - 1](F.avg_pool2d(img, 2)), x, alpha)
         for k in range(level - 1, 0, -1):
             x = self.blocks[k - 1](x)
-        x = self.conv(self.mbstd(x))
-        return self.out(self.fc(x.flatten(1)))
+        with accel.full_precision(x.device):  # the 4x4 epilogue in fp32 (see the module doc)
+            x = self.conv(self.mbstd(x.float()))
+            return self.out(self.fc(x.flatten(1)))
 
 
 def arch_config(cfg: dict) -> dict:
@@ -282,6 +290,9 @@ def resolve_config(cfg: dict) -> dict:
     if not isinstance(out["mirror"], (bool, np.bool_)):
         raise InputError(f"{CFG_KEY}.mirror: must be true or false, got {out['mirror']!r}")
     out["mirror"] = bool(out["mirror"])
+    if out["precision"] not in accel.PRECISIONS:
+        raise InputError(f"{CFG_KEY}.precision: must be one of {', '.join(accel.PRECISIONS)}, "
+                         f"got {out['precision']!r}")
     return out
 
 
@@ -293,7 +304,10 @@ class Trainer(ClassConditionalBatches):
 
     def __init__(self, images, labels, masks, cfg, seed, device, log):
         self.cfg = cfg = dict(cfg)
-        self.device = device
+        self.device = device = torch.device(device)
+        self.precision = accel.resolve_precision(cfg["precision"], device, f"{CFG_KEY}.precision")
+        # channels_last: the layout cuDNN's convolutions are fastest in (CPU keeps the default layout)
+        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.log = log
         self.B = cfg["batch"]
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
@@ -302,8 +316,8 @@ class Trainer(ClassConditionalBatches):
         if cfg.get("num_classes") is None:
             cfg["num_classes"] = max(int(self.labels.max()) + 1, 2)
         self.G, self.D = build_networks(cfg, seed=seed % (2 ** 31 - 2))
-        self.G.to(device).train()
-        self.D.to(device).train()
+        self.G.to(device, memory_format=self.memory_format).train()
+        self.D.to(device, memory_format=self.memory_format).train()
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, "pgan", "train"))
         self.sampler = RealSampler(self.N, seed_from(seed, "pgan", "data"), device)
@@ -318,21 +332,20 @@ class Trainer(ClassConditionalBatches):
 
     def make_optimisers(self):
         c = self.cfg
-        return tuple(torch.optim.Adam(m.parameters(), lr=c["lr"], betas=tuple(c["betas"]), eps=1e-8)
-                     for m in (self.G, self.D))
+        return tuple(accel.adam(m.parameters(), lr=c["lr"], betas=c["betas"], eps=1e-8) for m in (self.G, self.D))
 
     # --------------------------------------------------------------------------------- bookkeeping
+    STAT_KEYS = ("loss_G", "loss_D", "gp", "drift", "ac_real", "ac_fake", "real_score", "fake_score")
+
     def reset_stats(self):
-        keys = ("loss_G", "loss_D", "gp", "drift", "ac_real", "ac_fake", "real_score", "fake_score")
-        self.stats = {k: 0.0 for k in keys}
-        self.counts = {k: 0 for k in keys}
+        self.stats = accel.DeviceStats()  # summed on the device; metrics() reads them (one host sync)
 
     def add_stat(self, key, value: torch.Tensor):
-        self.stats[key] += float(value.detach().mean().item())
-        self.counts[key] += 1
+        self.stats.add(key, value)
 
     def metrics(self):
-        out = {k: (self.stats[k] / self.counts[k] if self.counts[k] else None) for k in self.stats}
+        means = self.stats.means()
+        out = {k: means.get(k) for k in self.STAT_KEYS}
         out.update(level=self.level, alpha=self.alpha, level_resolution=4 * 2 ** self.level)
         return out
 
@@ -373,19 +386,25 @@ class Trainer(ClassConditionalBatches):
         self.alpha = alpha
         real, real_c = self.real_batch()
         real = process_reals(real, level, alpha)
+        if self.device.type == "cuda":  # on CPU the layout stays as it was (the same arithmetic)
+            real = real.contiguous(memory_format=self.memory_format)
+        autocast = accel.autocast(self.device, self.precision)
 
-        # D: WGAN-GP + drift + auxiliary classifier on reals and fakes
+        # D: WGAN-GP + drift + auxiliary classifier on reals and fakes (each seen once by D; D's outputs
+        # are fp32, see the module doc)
         G.requires_grad_(False)
         D.requires_grad_(True)
         self.D_opt.zero_grad(set_to_none=True)
         z, c = self.fake_inputs(B)
-        with torch.no_grad():
-            fake = G(z, c, level, alpha)
-        real_out, fake_out = D(real, alpha), D(fake, alpha)
-        u = self.dist.rand((B, 1, 1, 1), self.gen, self.device)
-        mixed = torch.lerp(real, fake, u).requires_grad_(True)
-        (grad,) = torch.autograd.grad(D(mixed, alpha)[:, 0].sum(), mixed, create_graph=True)
-        gp = ((grad.square().sum(dim=[1, 2, 3]) + 1e-12).sqrt() - 1).square()
+        with torch.no_grad(), autocast:
+            fake = G(z, c, level, alpha).float()
+        with autocast:
+            real_out, fake_out = D(real, alpha), D(fake, alpha)
+            u = self.dist.rand((B, 1, 1, 1), self.gen, self.device)
+            mixed = torch.lerp(real, fake, u).requires_grad_(True)
+            (grad,) = torch.autograd.grad(D(mixed, alpha)[:, 0].sum(), mixed, create_graph=True)
+        with accel.full_precision(self.device):
+            gp = ((grad.float().square().sum(dim=[1, 2, 3]) + 1e-12).sqrt() - 1).square()
         drift = real_out[:, 0].square()
         ac_real = F.cross_entropy(real_out[:, 1:], real_c)
         ac_fake = F.cross_entropy(fake_out[:, 1:], c)
@@ -403,7 +422,8 @@ class Trainer(ClassConditionalBatches):
         D.requires_grad_(False)
         self.G_opt.zero_grad(set_to_none=True)
         z, c = self.fake_inputs(B)
-        out = D(G(z, c, level, alpha), alpha)
+        with autocast:
+            out = D(G(z, c, level, alpha), alpha)
         ac_fake_g = F.cross_entropy(out[:, 1:], c)
         loss_G = -out[:, 0].mean() + cfg["ac_weight"] * ac_fake_g
         loss_G.backward()
@@ -413,9 +433,7 @@ class Trainer(ClassConditionalBatches):
         self.add_stat("ac_fake", ac_fake_g)
 
         # G EMA (all parameters, fixed beta per step)
-        with torch.no_grad():
-            for p_ema, p in zip(self.G_ema.parameters(), G.parameters()):
-                p_ema.copy_(p.detach().lerp(p_ema, cfg["ema_beta"]))
+        accel.ema_update(self.G_ema, G, cfg["ema_beta"])
         self.cur_nimg += B
         self.step += 1
 

@@ -27,6 +27,7 @@ from torch import nn
 
 from ganaug.io import InputError
 
+from . import accel
 from .translation import (
     COMMON_DEFAULTS,
     LABEL_CHANNELS,
@@ -206,9 +207,9 @@ class Trainer(TranslationTrainer):
         return build_networks(cfg, seed)
 
     def make_optimisers(self):
-        b = tuple(self.cfg["betas"])
-        return (torch.optim.Adam(self.G.parameters(), lr=self.cfg["lr"], betas=b),
-                torch.optim.Adam(self.D.parameters(), lr=self.cfg["lr"], betas=b))
+        b = self.cfg["betas"]
+        return (accel.adam(self.G.parameters(), lr=self.cfg["lr"], betas=b),
+                accel.adam(self.D.parameters(), lr=self.cfg["lr"], betas=b))
 
     def arch(self):
         return dict({k: self.cfg[k] for k in ARCH_KEYS}, num_classes=self.cfg["num_classes"] or 2)

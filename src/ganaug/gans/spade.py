@@ -29,6 +29,7 @@ from torch import nn
 
 from ganaug.io import InputError
 
+from . import accel
 from .translation import (
     COMMON_DEFAULTS,
     LABEL_CHANNELS,
@@ -42,6 +43,7 @@ from .translation import (
     encode_label_map,
     hinge_d_terms,
     hinge_g_loss,
+    spectral_norm,
 )
 
 FORMAT = "ganaug-spade-v1"
@@ -90,8 +92,9 @@ def resolve_config(cfg: dict) -> dict:
 
 
 def sn(module: nn.Module) -> nn.Module:
-    """Spectral norm (torch parametrization: u, v and the original weight are in the state dict)."""
-    return nn.utils.parametrizations.spectral_norm(module)
+    """Spectral norm (torch parametrization: u, v and the original weight are in the state dict), fp32
+    under autocast (translation.spectral_norm)."""
+    return spectral_norm(module)
 
 
 class SPADE(nn.Module):
@@ -215,9 +218,9 @@ class Trainer(TranslationTrainer):
         return build_networks(cfg, seed)
 
     def make_optimisers(self):
-        b = tuple(self.cfg["betas"])
-        return (torch.optim.Adam(self.G.parameters(), lr=self.cfg["lr_G"], betas=b),
-                torch.optim.Adam(self.D.parameters(), lr=self.cfg["lr_D"], betas=b))
+        b = self.cfg["betas"]
+        return (accel.adam(self.G.parameters(), lr=self.cfg["lr_G"], betas=b),
+                accel.adam(self.D.parameters(), lr=self.cfg["lr_D"], betas=b))
 
     def arch(self):
         return dict({k: self.cfg[k] for k in ARCH_KEYS}, num_classes=self.cfg["num_classes"] or 2)

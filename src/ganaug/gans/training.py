@@ -33,7 +33,7 @@ import torch
 from ganaug.io import InputError, append_jsonl, atomic_path, load_torch, save_torch
 from ganaug.progress import Progress
 
-from . import distributed, gan_module, gan_of_format
+from . import accel, distributed, gan_module, gan_of_format
 from .snapshots import (
     list_snapshots,
     plain,
@@ -126,6 +126,7 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
         raise InputError(f"gans.{gan}.num_classes: {cfg['num_classes']} but a label is {labels.max()}")
     if cfg.get("num_threads"):
         torch.set_num_threads(int(cfg["num_threads"]))
+    accel.configure_backends(device)
     ctx = distributed.context()
     if ctx.active:
         ctx.check_batch(cfg["batch"], f"gans.{gan}.batch")
@@ -163,6 +164,9 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
     progress = Progress(total_nimg / 1000, "kimg", log, start=tr.cur_nimg / 1000)
     t_interval = t_log = time.perf_counter()
     nimg_interval = nimg_log = tr.cur_nimg
+    # no host sync per step: losses stay on the device until a snapshot reads them (Trainer.metrics),
+    # so `seconds` and the 30 s progress lines count the time to queue the steps on a GPU; the snapshot
+    # (which copies the state to the host) closes every interval, so sec_per_kimg is exact per interval
     while tr.cur_nimg < total_nimg:
         t0 = time.perf_counter()
         tr.train_step()
@@ -175,6 +179,7 @@ def train_gan(gan: str, images: np.ndarray, labels: np.ndarray, out_dir, cfg: di
             continue
         pending = [(p, n) for p, n in pending if tr.cur_nimg < p]
         name = crossed[-1][1]
+        ctx.check_reductions()
         ctx.average_stats(getattr(tr, "stats", {}))  # all ranks: their stats are means over equal shares
         if not ctx.is_main:
             tr.reset_stats()

@@ -22,7 +22,13 @@
   feeds [-1, 1] unnormalised; torchvision's weights expect normalised input).
 - TranslationTrainer: the Trainer protocol of ganaug.gans.training for both (data order, flips of image
   and label map together, one G step then one D step per batch, snapshots state, metrics); several
-  processes (ganaug.gans.distributed) for pix2pixHD; SPADE's BatchNorm refuses them.
+  processes (ganaug.gans.distributed) for pix2pixHD; SPADE's BatchNorm refuses them. D sees the reals
+  once per step: D(real) serves the G step's feature matching (detached) and the D step's real term, as
+  in pix2pixHD's reference (D does not change between the two; for SPADE only the spectral norm's power
+  iteration, one iteration per D forward, then runs once less per step).
+- Precision (`precision`, ganaug.gans.accel): bf16 autocast on CUDA by default (auto), fp32 on CPU. D's
+  outputs go to the losses in fp32 (every loss, its means and sums run in fp32), and the spectral norm's
+  power iteration and sigma stay fp32; InstanceNorm / BatchNorm keep fp32 statistics under autocast.
 """
 
 from __future__ import annotations
@@ -39,7 +45,7 @@ from torch import nn
 from ganaug.io import InputError, seed_from, sha256_file
 from ganaug.masks import NUM_LABELS
 
-from . import distributed
+from . import accel, distributed
 from .data import RealSampler, load_rng_state, real_images, rng_state
 from .snapshots import plain
 
@@ -89,6 +95,24 @@ def downsample(x: torch.Tensor) -> torch.Tensor:
 # -------------------------------------------------------------------------------- discriminator
 
 
+class _SpectralNormFP32(nn.utils.parametrizations._SpectralNorm):
+    """torch's spectral-norm parametrization with its power iteration and sigma out of autocast (in bf16
+    they would carry 8-bit mantissas into the persistent u, v vectors)."""
+
+    def forward(self, weight):
+        with torch.autocast(weight.device.type, enabled=False):
+            return super().forward(weight)
+
+
+def spectral_norm(module: nn.Module) -> nn.Module:
+    """nn.utils.parametrizations.spectral_norm(module) (same state dict, same random init of u and v),
+    computed in fp32 under autocast."""
+    w = module.weight
+    dim = 1 if isinstance(module, nn.modules.conv._ConvTransposeNd) else 0
+    nn.utils.parametrize.register_parametrization(module, "weight", _SpectralNormFP32(w, 1, dim, 1e-12))
+    return module
+
+
 class PatchDiscriminator(nn.Module):
     """PatchGAN returning the outputs of all its layers (last = logit map). See the module doc."""
 
@@ -103,7 +127,7 @@ class PatchDiscriminator(nn.Module):
             if norm == "instance":
                 return nn.Sequential(nn.Conv2d(cin, cout, kw, stride, pad), nn.InstanceNorm2d(cout),
                                      nn.LeakyReLU(0.2))
-            conv = nn.utils.parametrizations.spectral_norm(nn.Conv2d(cin, cout, kw, stride, pad, bias=False))
+            conv = spectral_norm(nn.Conv2d(cin, cout, kw, stride, pad, bias=False))
             return nn.Sequential(conv, nn.InstanceNorm2d(cout), nn.LeakyReLU(0.2))
 
         layers = [nn.Sequential(nn.Conv2d(in_channels, ndf, kw, 2, pad), nn.LeakyReLU(0.2))]
@@ -143,6 +167,12 @@ class MultiscaleDiscriminator(nn.Module):
 
 
 # ----------------------------------------------------------------------------------------- losses
+
+
+def float_outputs(pred):
+    """A multiscale D's outputs (per scale, per layer) in fp32: what the losses below see under autocast
+    (the same tensors in fp32)."""
+    return [[f.float() for f in scale] for scale in pred]
 
 
 def lsgan_d_terms(pred_real, pred_fake) -> tuple[torch.Tensor, torch.Tensor]:
@@ -299,6 +329,7 @@ COMMON_DEFAULTS = dict(
     total_kimg=10.0, snapshot_kimg=2.0,
     num_classes=None,          # None: max(label) + 1 (at least 2); carried, not used by the networks
     num_threads=None,
+    precision="auto",          # auto: bf16 autocast on CUDA, fp32 on CPU; or fp32 / bf16 (ganaug.gans.accel)
 )
 
 
@@ -372,6 +403,9 @@ def check_common(out: dict, cfg_key: str, min_resolution: int = 16) -> dict:
     if not isinstance(out["cache_dir"], (str, Path)) or not str(out["cache_dir"]):
         raise InputError(f"{cfg_key}.cache_dir: must be a directory path, got {out['cache_dir']!r}")
     out["cache_dir"] = str(out["cache_dir"])
+    if out["precision"] not in accel.PRECISIONS:
+        raise InputError(f"{cfg_key}.precision: must be one of {', '.join(accel.PRECISIONS)}, "
+                         f"got {out['precision']!r}")
     return out
 
 
@@ -404,6 +438,9 @@ class TranslationTrainer:
         self.cfg = cfg
         self.cfg_key = f"gans.{self.NAME}"
         self.device = device = torch.device(device)
+        self.precision = accel.resolve_precision(cfg["precision"], device, f"{self.cfg_key}.precision")
+        # channels_last: the layout cuDNN's convolutions are fastest in (CPU keeps the default layout)
+        self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.log = log or logging.getLogger("ganaug")
         self.B = cfg["batch"]
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
@@ -411,10 +448,12 @@ class TranslationTrainer:
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
         self.N = len(images)
         self.G, self.D = self.build(cfg, seed % (2 ** 31 - 2))
-        self.G.to(device).train()
-        self.D.to(device).train()
+        self.G.to(device, memory_format=self.memory_format).train()
+        self.D.to(device, memory_format=self.memory_format).train()
         self.G_opt, self.D_opt = self.make_optimisers()
         self.vgg, self.vgg_sha256 = make_vgg_loss(cfg, self.cfg_key, self.log, device)
+        if self.vgg is not None:
+            self.vgg.to(memory_format=self.memory_format)
         self.gen = torch.Generator(device=device).manual_seed(seed_from(seed, self.NAME, "train"))
         self.sampler = RealSampler(self.N, seed_from(seed, self.NAME, "data"), device)
         self.dist = distributed.context()  # several processes: every draw for the global batch
@@ -454,15 +493,14 @@ class TranslationTrainer:
                  "real_score", "fake_score")
 
     def reset_stats(self):
-        self.stats = {k: 0.0 for k in self.STAT_KEYS}
-        self.counts = {k: 0 for k in self.STAT_KEYS}
+        self.stats = accel.DeviceStats()  # summed on the device; metrics() reads them (one host sync)
 
     def add_stat(self, key, value):
-        self.stats[key] += float(value.detach().mean().item()) if torch.is_tensor(value) else float(value)
-        self.counts[key] += 1
+        self.stats.add(key, value)
 
     def metrics(self):
-        out = {k: (self.stats[k] / self.counts[k] if self.counts[k] else None) for k in self.STAT_KEYS}
+        means = self.stats.means()
+        out = {k: means.get(k) for k in self.STAT_KEYS}
         out["lr_G"] = self.G_opt.param_groups[0]["lr"]
         out["lr_D"] = self.D_opt.param_groups[0]["lr"]
         return out
@@ -520,27 +558,39 @@ class TranslationTrainer:
         return self.dist.randn((n, z_dim), self.gen, self.device)
 
     # ------------------------------------------------------------------------------------- step
+    def layout(self, x: torch.Tensor) -> torch.Tensor:
+        """x in the networks' memory format on CUDA (channels_last); on CPU x as it is."""
+        return x.contiguous(memory_format=self.memory_format) if self.device.type == "cuda" else x
+
     def train_step(self):
         cfg = self.cfg
         G, D = self.G, self.D
         self.set_lrs()
         real, maps, _ = self.real_batch()  # the class is carried, not used: the map fixes the image
-        seg = encode_label_map(maps)
+        real = self.layout(real)
+        seg = self.layout(encode_label_map(maps))
         z = self.draw_z(self.B)
+        autocast = accel.autocast(self.device, self.precision)
 
         # G: adversarial + feature matching (+ VGG)
         G.requires_grad_(True)
         D.requires_grad_(False)
         self.G_opt.zero_grad(set_to_none=True)
-        fake = G(seg, z)
-        pred_fake = D(torch.cat([seg, fake], dim=1))
-        with torch.no_grad():
-            pred_real = D(torch.cat([seg, real], dim=1))
+        with autocast:
+            fake = G(seg, z)
+            pred_fake = float_outputs(D(torch.cat([seg, fake], dim=1)))
+        # D(real) once per step, with D's graph: detached for the feature matching here, the real term
+        # of the D step below (only G's optimiser steps in between, D is the same network)
+        D.requires_grad_(True)
+        with autocast:
+            pred_real = float_outputs(D(torch.cat([seg, real], dim=1)))
+        D.requires_grad_(False)
         loss_gan = self.g_adv_loss(pred_fake)
         loss_feat = feature_matching_loss(pred_fake, pred_real, self.fm_layer_weight) * cfg["lambda_feat"]
         loss_G = loss_gan + loss_feat
         if self.vgg is not None:
-            loss_vgg = self.vgg(fake, real) * cfg["lambda_vgg"]
+            with autocast:
+                loss_vgg = self.vgg(fake, real).float() * cfg["lambda_vgg"]
             loss_G = loss_G + loss_vgg
             self.add_stat("loss_G_vgg", loss_vgg)
         loss_G.backward()
@@ -555,11 +605,11 @@ class TranslationTrainer:
         D.requires_grad_(True)
         self.D_opt.zero_grad(set_to_none=True)
         if self.regenerate_for_D:
-            with torch.no_grad():
+            with torch.no_grad(), autocast:
                 fake = G(seg, z)
         fake = fake.detach()
-        pred_fake = D(torch.cat([seg, fake], dim=1))
-        pred_real = D(torch.cat([seg, real], dim=1))
+        with autocast:
+            pred_fake = float_outputs(D(torch.cat([seg, fake], dim=1)))
         loss_D_real, loss_D_fake = self.d_adv_terms(pred_real, pred_fake)
         loss_D = loss_D_real + loss_D_fake
         loss_D.backward()

@@ -228,6 +228,7 @@ BAD_CONFIGS = [
     (["classifier", "model"], "timm:no_such_net", "classifier.model"),
     (["datasets", "toy_clinic"], {"kind": "index", "path": "nowhere/index.csv"}, "datasets.toy_clinic.path"),
     (["gans", "stylegan2", "channel_bsae"], 256, "gans.stylegan2.channel_bsae"),
+    (["replicates_per_job"], 2, "replicates_per_job"),
 ]
 
 

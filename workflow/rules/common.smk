@@ -28,6 +28,8 @@ if workflow.is_main_process:  # the study as it will run, before anything runs (
 
 EXPERIMENT_IDS = list(EXPERIMENTS)
 REPLICATES = list(range(config["replicates"]))
+# one classifier-training job per replicate (1) or per experiment ("all"): per_replicate
+REPLICATES_PER_JOB = config["replicates_per_job"]
 TESTSETS = list(config["testsets"])
 APPLICATIONS = [app for app in ("augmentation", "anonymization") if config["experiments"].get(app)]
 GAN_SIZE = {gan: cfg.get("resolution", 256) for gan, cfg in config["gans"].items()}
@@ -206,6 +208,20 @@ def trainset_inputs(wildcards):
 def experiment_params(wildcards):
     # what decides the experiment's data only: a change of figure layout re-runs no sampling or training
     return EXPERIMENTS[wildcards.experiment].data_dict()
+
+
+def per_replicate(pattern):
+    """A path pattern with {experiment} and {rep} as a list for a rule whose job runs one replicate
+    (`replicates_per_job: 1`: [pattern]) or every replicate of an experiment (`all`: the files of every
+    replicate, {experiment} the job's only wildcard). The files are the same either way."""
+    if REPLICATES_PER_JOB == "all":
+        return expand(pattern.replace("{experiment}", "{{experiment}}"), rep=REPLICATES)
+    return [pattern]
+
+
+def job_replicates(wildcards):
+    """The replicates a job of a per_replicate rule runs."""
+    return [int(wildcards.rep)] if "rep" in wildcards.keys() else REPLICATES
 
 
 def run_outputs(files):

@@ -1,5 +1,5 @@
-"""`replicates_per_job: all` (one train_classifier job per experiment, its replicates one after the other in
-one process) writes the same files, with the same numbers, as one job per replicate."""
+"""`replicates_per_job: all` (one build_trainset and one train_classifier job per experiment, its replicates
+one after the other in one process) writes the same files, with the same numbers, as one job per replicate."""
 
 from __future__ import annotations
 
@@ -35,8 +35,12 @@ def _train(frozen_workflow, workdir, mode):
 def test_one_job_per_experiment_equals_one_job_per_replicate(frozen_workflow, tmp_path):
     apart, together = tmp_path / "apart", tmp_path / "together"
     assert _train(frozen_workflow, apart, 1)["train_classifier"] == "2"
-    assert _train(frozen_workflow, together, "all")["train_classifier"] == "1"
+    jobs = _train(frozen_workflow, together, "all")
+    assert jobs["train_classifier"] == jobs["build_trainset"] == "1"
     assert (together / "benchmarks/classifier/train_classifier/1x0.tsv").exists()
+    for r in range(SMALL["replicates"]):
+        trainset = f"results/trainsets/1x0/rep{r}.csv"
+        pd.testing.assert_frame_equal(pd.read_csv(apart / trainset), pd.read_csv(together / trainset))
     for run in RUNS:
         a, b = torch.load(apart / run / "model.pt"), torch.load(together / run / "model.pt")
         assert a["epoch"] == b["epoch"] and a["val_loss"] == b["val_loss"]

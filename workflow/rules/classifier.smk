@@ -61,9 +61,7 @@ rule train_classifier:
     log:
         per_replicate("logs/classifier/train_classifier/{experiment}/rep{rep}.log"),
     benchmark:
-        "benchmarks/classifier/train_classifier/{experiment}/rep{rep}.tsv"
-        if REPLICATES_PER_JOB == 1
-        else "benchmarks/classifier/train_classifier/{experiment}.tsv"
+        per_replicate_benchmark("benchmarks/classifier/train_classifier")
     conda:
         "../../envs/classifier.yaml"
     threads: 1

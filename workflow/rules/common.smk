@@ -195,11 +195,12 @@ def pool_manifests(wildcards):
 
 def trainset_inputs(wildcards):
     inputs = {"train": "results/data/splits/train.csv"}
-    # the authors' published real subset of this fraction and replicate, when configured
+    # the authors' published real subset of this fraction and replicate, when configured: real_list_<rep>
     lists = {Fraction(f.replace("-", "/")): files for f, files in REDUCED_FILES.items()}
     files = lists.get(EXPERIMENTS[wildcards.experiment].ratio.real, [])
-    if int(wildcards.rep) < len(files):
-        inputs["real_list"] = files[int(wildcards.rep)]
+    for rep in job_replicates(wildcards):
+        if rep < len(files):
+            inputs[f"real_list_{rep}"] = files[rep]
     if EXPERIMENTS[wildcards.experiment].gan is not None:
         inputs["synthetic"] = f"results/samples/{wildcards.experiment}.csv"
     return inputs
@@ -222,6 +223,11 @@ def per_replicate(pattern):
 def job_replicates(wildcards):
     """The replicates a job of a per_replicate rule runs."""
     return [int(wildcards.rep)] if "rep" in wildcards.keys() else REPLICATES
+
+
+def per_replicate_benchmark(stem):
+    """The benchmark file of a per_replicate rule's job: one per replicate, or one per experiment."""
+    return f"{stem}/{{experiment}}/rep{{rep}}.tsv" if REPLICATES_PER_JOB == 1 else f"{stem}/{{experiment}}.tsv"
 
 
 def run_outputs(files):

@@ -19,6 +19,8 @@ rule sample_synthetic:
     conda:
         "../../envs/data.yaml"
     threads: 1
+    # light, and classifier jobs wait for it
+    priority: 1
     resources:
         mem_mb=4000,
         runtime=60,
@@ -45,6 +47,8 @@ rule build_trainset:
     conda:
         "../../envs/data.yaml"
     threads: 1
+    # light, and classifier jobs wait for it
+    priority: 1
     resources:
         mem_mb=1000,
         runtime=10,

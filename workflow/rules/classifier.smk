@@ -37,34 +37,37 @@ rule train_ancillary:
 
 
 rule train_classifier:
+    """One replicate of an experiment, or all of them one after the other (`replicates_per_job: all`: one
+    interpreter start-up and one load of the real images for the experiment); each replicate resumes per
+    epoch and is seeded as in a job of its own."""
     input:
-        trainset="results/trainsets/{experiment}/rep{rep}.csv",
+        trainsets=per_replicate("results/trainsets/{experiment}/rep{rep}.csv"),
         train="results/data/splits/train.csv",
         train_images=cache_file("splits/train", CLS_SIZE),
         val="results/data/splits/val.csv",
         val_images=cache_file("splits/val", CLS_SIZE),
         manifests=pool_manifests,
     output:
-        model="results/runs/{experiment}/rep{rep}/model.pt",
-        history="results/runs/{experiment}/rep{rep}/history.csv",
+        models=per_replicate("results/runs/{experiment}/rep{rep}/model.pt"),
+        histories=per_replicate("results/runs/{experiment}/rep{rep}/history.csv"),
     params:
         cfg=CLASSIFIER_TRAINING,
         cache_size=CLS_SIZE,
         seed=config["seed"],
         # replicate r of every experiment shares its seed and random streams (false: seed per experiment)
         common_random_numbers=config["classifier"]["common_random_numbers"],
-        outdir=lambda w, output: os.path.dirname(output.model),
+        replicates=job_replicates,
         code=code_version("classifier", "metrics", "cache"),
     log:
-        "logs/classifier/train_classifier/{experiment}/rep{rep}.log",
+        per_replicate("logs/classifier/train_classifier/{experiment}/rep{rep}.log"),
     benchmark:
-        "benchmarks/classifier/train_classifier/{experiment}/rep{rep}.tsv"
+        per_replicate_benchmark("benchmarks/classifier/train_classifier")
     conda:
         "../../envs/classifier.yaml"
     threads: 1
     resources:
         mem_mb=8000,
-        runtime=1440,
+        runtime=1440 * (1 if REPLICATES_PER_JOB == 1 else len(REPLICATES)),
         gpu=1,
     script:
         "../scripts/train_classifier.py"

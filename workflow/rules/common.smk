@@ -29,6 +29,8 @@ if workflow.is_main_process:  # the study as it will run, before anything runs (
 
 EXPERIMENT_IDS = list(EXPERIMENTS)
 REPLICATES = list(range(config["replicates"]))
+# one classifier-training job per replicate (1) or per experiment ("all"): per_replicate
+REPLICATES_PER_JOB = config["replicates_per_job"]
 TESTSETS = list(config["testsets"])
 APPLICATIONS = [app for app in ("augmentation", "anonymization") if config["experiments"].get(app)]
 # every generator the config can name: the built-in trainable ones and its external pools (kind: external)
@@ -217,11 +219,12 @@ def pool_manifests(wildcards):
 
 def trainset_inputs(wildcards):
     inputs = {"train": "results/data/splits/train.csv"}
-    # the authors' published real subset of this fraction and replicate, when configured
+    # the authors' published real subset of this fraction and replicate, when configured: real_list_<rep>
     lists = {Fraction(f.replace("-", "/")): files for f, files in REDUCED_FILES.items()}
     files = lists.get(EXPERIMENTS[wildcards.experiment].ratio.real, [])
-    if int(wildcards.rep) < len(files):
-        inputs["real_list"] = files[int(wildcards.rep)]
+    for rep in job_replicates(wildcards):
+        if rep < len(files):
+            inputs[f"real_list_{rep}"] = files[rep]
     if EXPERIMENTS[wildcards.experiment].gan is not None:
         inputs["synthetic"] = f"results/samples/{wildcards.experiment}.csv"
     return inputs
@@ -230,6 +233,31 @@ def trainset_inputs(wildcards):
 def experiment_params(wildcards):
     # what decides the experiment's data only: a change of figure layout re-runs no sampling or training
     return EXPERIMENTS[wildcards.experiment].data_dict()
+
+
+def per_replicate(pattern):
+    """A path pattern with {experiment} and {rep} as a list for a rule whose job runs one replicate
+    (`replicates_per_job: 1`: [pattern]) or every replicate of an experiment (`all`: the files of every
+    replicate, {experiment} the job's only wildcard). The files are the same either way."""
+    if REPLICATES_PER_JOB == "all":
+        return expand(pattern.replace("{experiment}", "{{experiment}}"), rep=REPLICATES)
+    return [pattern]
+
+
+def job_replicates(wildcards):
+    """The replicates a job of a per_replicate rule runs."""
+    return [int(wildcards.rep)] if "rep" in wildcards.keys() else REPLICATES
+
+
+def per_replicate_benchmark(stem):
+    """The benchmark file of a per_replicate rule's job: one per replicate, or one per experiment."""
+    return f"{stem}/{{experiment}}/rep{{rep}}.tsv" if REPLICATES_PER_JOB == 1 else f"{stem}/{{experiment}}.tsv"
+
+
+def gan_priority(wildcards):
+    """Jobs of a GAN's chain (training, checkpoint selection, pool) go first the more experiments wait for the
+    GAN: on few cores the most used GAN (StyleGAN2, 19 of the 27) is the critical path."""
+    return 10 + sum(wildcards.gan in gans_used(e) for e in EXPERIMENT_IDS)
 
 
 def run_outputs(files):

@@ -436,6 +436,8 @@ rule cache_masks:
     conda:
         "../../envs/data.yaml"
     threads: 1
+    # as cache_images: the translation GANs' training waits for it
+    priority: 20
     resources:
         mem_mb=4000,
         runtime=60,

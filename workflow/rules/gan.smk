@@ -20,7 +20,7 @@ rule train_gan:
         "../../envs/gan.yaml"
     # half the cores: jobs that need no GAN (data, baselines) go on beside it
     threads: max(1, workflow.cores // 2)
-    priority: 10
+    priority: gan_priority
     resources:
         mem_mb=16000,
         runtime=4320,
@@ -78,7 +78,9 @@ rule select_checkpoint:
         "benchmarks/gans/select_checkpoint/{gan}.tsv"
     conda:
         "../../envs/gan.yaml"
-    threads: 4
+    # at most half the cores: with two, it runs beside another GAN's training instead of waiting for both cores
+    threads: min(4, max(1, workflow.cores // 2))
+    priority: gan_priority
     resources:
         mem_mb=16000,
         runtime=240,

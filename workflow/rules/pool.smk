@@ -19,7 +19,9 @@ rule generate_pool:
         "benchmarks/pools/generate_pool/{gan}.tsv"
     conda:
         "../../envs/gan.yaml"
-    threads: 4
+    # as select_checkpoint: fits beside another job on two cores
+    threads: min(4, max(1, workflow.cores // 2))
+    priority: gan_priority
     resources:
         mem_mb=16000,
         runtime=720,
@@ -78,7 +80,8 @@ rule hash_pool:
         "benchmarks/pools/hash_pool/{gan}.tsv"
     conda:
         "../../envs/gan.yaml"
-    threads: 2
+    threads: min(2, max(1, workflow.cores // 2))
+    priority: gan_priority
     resources:
         mem_mb=4000,
         runtime=120,
@@ -102,7 +105,8 @@ rule score_pool:
         "benchmarks/pools/score_pool/{gan}.tsv"
     conda:
         "../../envs/classifier.yaml"
-    threads: 2
+    threads: min(2, max(1, workflow.cores // 2))
+    priority: gan_priority
     resources:
         mem_mb=8000,
         runtime=240,

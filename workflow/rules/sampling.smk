@@ -19,6 +19,8 @@ rule sample_synthetic:
     conda:
         "../../envs/data.yaml"
     threads: 1
+    # light, and classifier jobs wait for it
+    priority: 1
     resources:
         mem_mb=4000,
         runtime=60,
@@ -27,22 +29,26 @@ rule sample_synthetic:
 
 
 rule build_trainset:
-    """Replicate r: the real subset of its fraction (shared by every experiment, paired) + the samples."""
+    """Replicate r: the real subset of its fraction (shared by every experiment, paired) + the samples. Like
+    train_classifier, one job per replicate or per experiment (`replicates_per_job`)."""
     input:
         unpack(trainset_inputs),
     output:
-        csv="results/trainsets/{experiment}/rep{rep}.csv",
+        csvs=per_replicate("results/trainsets/{experiment}/rep{rep}.csv"),
     params:
         experiment=experiment_params,
         seed=config["seed"],
+        replicates=job_replicates,
         code=code_version("design", "trainsets"),
     log:
-        "logs/sampling/build_trainset/{experiment}/rep{rep}.log",
+        per_replicate("logs/sampling/build_trainset/{experiment}/rep{rep}.log"),
     benchmark:
-        "benchmarks/sampling/build_trainset/{experiment}/rep{rep}.tsv"
+        per_replicate_benchmark("benchmarks/sampling/build_trainset")
     conda:
         "../../envs/data.yaml"
     threads: 1
+    # light, and classifier jobs wait for it
+    priority: 1
     resources:
         mem_mb=1000,
         runtime=10,

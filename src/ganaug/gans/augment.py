@@ -137,33 +137,45 @@ def augment(x: torch.Tensor, p: float, gen: torch.Generator | None = None, xflip
 
 
 class AdaController:
-    """Adaptive augmentation probability (state: p and the running sign statistics)."""
+    """Adaptive augmentation probability (state: p and the running sign statistics).
+
+    The sign statistic is summed on the device (no host sync per step); it is read, and summed over the
+    processes of a multi-process run, once per `interval` steps, when p is adjusted."""
 
     def __init__(self, target=0.6, ada_kimg=500.0, interval=4, p=0.0):
         self.target = float(target)
         self.ada_kimg = float(ada_kimg)
         self.interval = int(interval)
         self.p = float(p)
-        self.sign_sum = 0.0
+        self.sign_sum = 0.0  # a float (count 0, or restored from a snapshot) or a device tensor
         self.count = 0
         self.steps = 0
 
     def accumulate(self, real_logits: torch.Tensor):
-        self.sign_sum += float(torch.sign(real_logits.detach()).sum().item())
+        self.sign_sum = self.sign_sum + torch.sign(real_logits.detach()).float().sum()
         self.count += int(real_logits.numel())
 
-    def step(self, batch_size: int):
-        """Call once per D step; adjusts p every `interval` steps."""
+    def step(self, batch_size: int, reduce=None):
+        """Call once per D step; adjusts p every `interval` steps. `reduce`: sums a tensor over the
+        processes (distributed.Context.sum), so that p follows the global batch's statistic."""
         self.steps += 1
-        if self.steps % self.interval == 0 and self.count > 0:
-            rt = self.sign_sum / self.count
+        if self.steps % self.interval or self.count == 0:  # the same count in every process
+            return
+        # on the statistic's device (where a multi-process run reduces it)
+        sums = torch.as_tensor(self.sign_sum, dtype=torch.float64)
+        total = torch.stack([sums, sums.new_tensor(float(self.count))])
+        if reduce is not None:
+            total = reduce(total)
+        sign_sum, count = total.tolist()  # the only host sync of ADA
+        if count > 0:
+            rt = sign_sum / count
             adjust = math.copysign(1.0, rt - self.target) if rt != self.target else 0.0
             self.p = min(max(self.p + adjust * batch_size * self.interval / (self.ada_kimg * 1000), 0.0), 1.0)
             self.last_rt = rt
-            self.sign_sum, self.count = 0.0, 0
+        self.sign_sum, self.count = 0.0, 0
 
     def state_dict(self):
-        return dict(p=self.p, sign_sum=self.sign_sum, count=self.count, steps=self.steps)
+        return dict(p=self.p, sign_sum=float(self.sign_sum), count=self.count, steps=self.steps)
 
     def load_state_dict(self, s):
         self.p, self.sign_sum = float(s["p"]), float(s["sign_sum"])

@@ -29,6 +29,9 @@ class RealSampler:
             self.perm = torch.cat([self.perm, torch.randperm(self.n, generator=self.gen)])
         idx, self.perm = self.perm[:B], self.perm[B:]
         flip = torch.rand(B, generator=self.gen) < 0.5
+        if torch.device(self.device).type == "cuda":  # pinned: the copy does not wait for the GPU
+            return idx.pin_memory().to(self.device, non_blocking=True), \
+                flip.pin_memory().to(self.device, non_blocking=True)
         return idx.to(self.device), flip.to(self.device)
 
     def state_dict(self) -> dict:

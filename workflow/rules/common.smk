@@ -123,7 +123,8 @@ GAN_CODE = {
 
 def gan_code(*modules):
     """code_version of a GAN's own modules + the shared GAN code + `modules`, as a params function."""
-    shared = ("gans/__init__", "gans/training", "gans/snapshots", "gans/data", "gans/distributed", "gans/launch")
+    shared = ("gans/__init__", "gans/training", "gans/snapshots", "gans/data", "gans/distributed", "gans/launch",
+              "gans/accel")
     return lambda w: code_version(*shared, *GAN_CODE[w.gan], *modules)
 
 

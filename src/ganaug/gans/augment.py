@@ -139,8 +139,9 @@ def augment(x: torch.Tensor, p: float, gen: torch.Generator | None = None, xflip
 class AdaController:
     """Adaptive augmentation probability (state: p and the running sign statistics).
 
-    The sign statistic is summed on the device (no host sync per step); it is read, and summed over the
-    processes of a multi-process run, once per `interval` steps, when p is adjusted."""
+    The sign statistic is summed on the device (no host sync per step: a multi-process run sums it over
+    the processes there too, so that every process, and a snapshot, holds the global batch's statistic);
+    it is read once per `interval` steps, when p is adjusted."""
 
     def __init__(self, target=0.6, ada_kimg=500.0, interval=4, p=0.0):
         self.target = float(target)
@@ -151,27 +152,22 @@ class AdaController:
         self.count = 0
         self.steps = 0
 
-    def accumulate(self, real_logits: torch.Tensor):
-        self.sign_sum = self.sign_sum + torch.sign(real_logits.detach()).float().sum()
-        self.count += int(real_logits.numel())
+    def accumulate(self, real_logits: torch.Tensor, reduce=None, processes: int = 1):
+        """Add D's logits on this process's reals; `reduce` (distributed.Context.sum) sums the statistic
+        over the `processes`, each of which has as many logits."""
+        s = torch.sign(real_logits.detach()).float().sum()
+        self.sign_sum = self.sign_sum + (reduce(s) if reduce is not None else s)
+        self.count += int(real_logits.numel()) * processes
 
-    def step(self, batch_size: int, reduce=None):
-        """Call once per D step; adjusts p every `interval` steps. `reduce`: sums a tensor over the
-        processes (distributed.Context.sum), so that p follows the global batch's statistic."""
+    def step(self, batch_size: int):
+        """Call once per D step; adjusts p every `interval` steps."""
         self.steps += 1
-        if self.steps % self.interval or self.count == 0:  # the same count in every process
+        if self.steps % self.interval or self.count == 0:
             return
-        # on the statistic's device (where a multi-process run reduces it)
-        sums = torch.as_tensor(self.sign_sum, dtype=torch.float64)
-        total = torch.stack([sums, sums.new_tensor(float(self.count))])
-        if reduce is not None:
-            total = reduce(total)
-        sign_sum, count = total.tolist()  # the only host sync of ADA
-        if count > 0:
-            rt = sign_sum / count
-            adjust = math.copysign(1.0, rt - self.target) if rt != self.target else 0.0
-            self.p = min(max(self.p + adjust * batch_size * self.interval / (self.ada_kimg * 1000), 0.0), 1.0)
-            self.last_rt = rt
+        rt = float(self.sign_sum) / self.count  # the only host sync of ADA (a float32 sum of signs is exact)
+        adjust = math.copysign(1.0, rt - self.target) if rt != self.target else 0.0
+        self.p = min(max(self.p + adjust * batch_size * self.interval / (self.ada_kimg * 1000), 0.0), 1.0)
+        self.last_rt = rt
         self.sign_sum, self.count = 0.0, 0
 
     def state_dict(self):

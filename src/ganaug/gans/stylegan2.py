@@ -572,7 +572,7 @@ class Trainer(ClassConditionalBatches):
         self.add_stat("loss_D", loss_D)
         self.add_stat("real_score", real_logits)
         if self.ada is not None:
-            self.ada.accumulate(real_logits)  # on the device; summed over the processes at the ADA interval
+            self.ada.accumulate(real_logits, self.dist.sum, self.dist.world)  # stays on the device
 
         # D reg: R1 on reals, lazily
         if cfg["r1_gamma"] > 0 and self.step % cfg["r1_interval"] == 0:
@@ -598,7 +598,7 @@ class Trainer(ClassConditionalBatches):
         self.cur_nimg += B
         self.step += 1
         if self.ada is not None:
-            self.ada.step(B, reduce=self.dist.sum)  # reads the device only at the ADA interval
+            self.ada.step(B)  # reads the device only at the ADA interval
 
     STAT_KEYS = ("loss_G", "loss_D", "r1", "pl", "real_score", "fake_score")
 

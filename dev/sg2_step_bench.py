@@ -9,7 +9,8 @@ each version is the minimum over the repeats. Time is the process's CPU time (on
 machine the same as the wall time, which is printed too): on a shared machine it counts only this
 process's work.
 
-    python dev/sg2_step_bench.py [--old 2654405] [--steps 16] [--repeats 3] [--new-cfg '{"resample": "native"}']
+    python dev/sg2_step_bench.py [--old 2654405] [--steps 16] [--repeats 3]
+                                 [--new-cfg '{"resample": "native"}']
 """
 
 from __future__ import annotations
@@ -52,7 +53,8 @@ def worker(steps: int, warmup: int, extra: dict) -> dict:
     for _ in range(steps):
         tr.train_step()
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
-    return dict(sec_per_step=cpu / steps, wall_sec_per_step=wall / steps, code=str(Path(ganaug.__file__).parents[1]))
+    return dict(sec_per_step=cpu / steps, wall_sec_per_step=wall / steps,
+                code=str(Path(ganaug.__file__).parents[1]))
 
 
 def run(src: Path, args, extra: dict) -> dict:

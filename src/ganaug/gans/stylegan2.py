@@ -295,12 +295,13 @@ class Discriminator(nn.Module):
             x = block(x, img)
         if x is None:
             x = self.fromrgb4(img)
-        x = self.mbstd(x)
-        x = self.conv(x)
-        x = self.fc(x.flatten(1))
-        x = self.out(x)
-        cmap = self.mapping(None, c)
-        return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+        with accel.full_precision(img.device):  # the 4x4 epilogue (batch statistics, logits) in float32
+            x = self.mbstd(x.to(self.out.weight.dtype))
+            x = self.conv(x)
+            x = self.fc(x.flatten(1))
+            x = self.out(x)
+            cmap = self.mapping(None, c)
+            return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
 
 
 def build_networks(cfg: dict, seed: int = 0):
@@ -608,8 +609,9 @@ class Trainer(ClassConditionalBatches):
         return out
 
     def describe(self) -> str:
-        return (f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {'on' if self.ada else 'off'}, "
-                f"{self.precision}{', channels_last' if self.cfg['channels_last'] else ''}")
+        ada = "on" if self.ada else "off"
+        layout = ", channels_last" if self.cfg["channels_last"] else ""
+        return f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {ada}, {self.precision}{layout}"
 
 
 

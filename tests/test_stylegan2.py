@@ -496,6 +496,7 @@ def test_bf16_autocast_keeps_the_sensitive_parts_in_fp32_and_trains():
         logits = D(img, c)
     assert (ws.dtype, logits.dtype, seen) == (torch.float32, torch.float32, dict(
         conv_out=torch.bfloat16, styles=torch.float32, mbstd=torch.float32))
+    assert torch.equal(ws, G.map(z, c))  # the mapping ran in float32 (its matmuls too)
     torch.testing.assert_close(img, G.synthesis(ws, noise_mode="const"), atol=0.1, rtol=0.1)
 
     losses = {}

@@ -2,6 +2,8 @@
 
 import math
 
+import numpy as np
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -235,3 +237,275 @@ def test_config_validation_names_the_key():
     for kw, key in bad:
         with pytest.raises(InputError, match=rf"gans\.stylegan2\.{key}"):
             resolve_config(kw)
+
+
+# ------------------------------------------------------------------------------ resampling kernels
+# The implementations of commit 2654405, kept here as the reference the faster ones are checked against.
+
+
+def _ref_blur(x, f, pad, gain=1.0):
+    c = x.shape[1]
+    x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
+    return F.conv2d(x, (f * gain)[None, None].expand(c, 1, 4, 4), groups=c)
+
+
+def _ref_up(x, f):
+    c = x.shape[1]
+    return F.conv_transpose2d(x, (f * 4.0)[None, None].expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
+
+
+def _ref_down(x, f):
+    c = x.shape[1]
+    return F.conv2d(x, f[None, None].expand(c, 1, 4, 4), stride=2, padding=1, groups=c)
+
+
+def _value_grad_gradgrad(fn, x):
+    """fn(x), the gradient of a nonlinear loss of it, and the gradient of that gradient's norm (what R1
+    and the path-length penalty differentiate)."""
+    x = x.detach().clone().requires_grad_(True)
+    y = fn(x)
+    weights = torch.linspace(-1, 1, y.numel(), dtype=y.dtype).reshape(y.shape)
+    (g,) = torch.autograd.grad((y.tanh() * weights).sum(), x, create_graph=True)
+    g.square().sum().backward()
+    return y.detach(), g.detach(), x.grad
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_resampling_implementations_equal_the_reference(channels_last):
+    from ganaug.gans.layers import blur
+
+    torch.manual_seed(0)
+    f = fir_filter().double()
+    x = torch.randn(2, 3, 8, 8, dtype=torch.double)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    cases = [
+        (lambda a, i: upsample2x(a, f, i), lambda a: _ref_up(a, f), (2, 3, 16, 16)),
+        (lambda a, i: downsample2x(a, f, i), lambda a: _ref_down(a, f), (2, 3, 4, 4)),
+        (lambda a, i: blur(a, f, (2, 2), impl=i), lambda a: _ref_blur(a, f, (2, 2)), (2, 3, 9, 9)),
+        (lambda a, i: blur(a, f, (1, 1), 4.0, i), lambda a: _ref_blur(a, f, (1, 1), 4.0), (2, 3, 7, 7)),
+        (lambda a, i: blur(a, f, (2, 1), impl=i), lambda a: _ref_blur(a, f, (2, 1)), (2, 3, 8, 8)),
+    ]
+    for fn, ref, shape in cases:
+        expected = _value_grad_gradgrad(ref, x)
+        assert expected[0].shape == shape
+        for impl in ("depthwise", "native"):
+            for a, b in zip(_value_grad_gradgrad(lambda t: fn(t, impl), x), expected):
+                torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="unknown resampling implementation 'fast'"):
+        upsample2x(x, f, "fast")
+
+
+def test_auto_resampling_is_depthwise_on_cpu(monkeypatch):
+    """"auto" picks the depthwise kernels on the CPU (faster there, measured) and the native ones on CUDA."""
+    calls = []
+    interpolate = F.interpolate
+    monkeypatch.setattr(F, "interpolate", lambda *a, **k: calls.append(1) or interpolate(*a, **k))
+    upsample2x(torch.randn(1, 2, 4, 4), fir_filter())
+    assert calls == []
+    upsample2x(torch.randn(1, 2, 4, 4), fir_filter(), "native")
+    assert calls == [1]
+
+
+def test_up_conv_is_zero_insertion_conv_then_filter():
+    """ModulatedConv2d(up=True) is the reference's order: a stride-2 transposed conv (zero insertion +
+    the 3x3 conv) at the low resolution, then the [1,3,3,1] filter with gain 4. Away from the borders it
+    is the same function as filtering first and convolving at the doubled resolution (the old order)."""
+    torch.manual_seed(0)
+    mc = ModulatedConv2d(4, 5, 3, w_dim=8, up=True).double()
+    x = torch.randn(2, 4, 8, 8, dtype=torch.double)
+    w = torch.randn(2, 8, dtype=torch.double)
+    styles = mc.affine(w)
+    weight = mc.weight * mc.weight_gain
+    dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()[:, :, None, None]
+    xs = x * styles[:, :, None, None]
+    zeros = torch.zeros(2, 4, 15, 15, dtype=torch.double)
+    zeros[:, :, ::2, ::2] = xs  # zero insertion: 8 -> 15
+    explicit = _ref_blur(F.conv2d(zeros, weight, padding=2), mc.fir.double(), (1, 1), 4.0) * dcoefs
+    for impl in ("depthwise", "native"):
+        mc.resample = impl
+        y = mc(x, w)
+        assert y.shape == (2, 5, 16, 16)
+        torch.testing.assert_close(y, explicit, rtol=1e-10, atol=1e-12)
+    old_order = F.conv2d(_ref_up(xs, mc.fir.double()), weight, padding=1) * dcoefs
+    torch.testing.assert_close(y[..., 2:-2, 2:-2], old_order[..., 2:-2, 2:-2], rtol=1e-10, atol=1e-12)
+    assert (y - old_order).abs().max() > 1e-3  # the borders differ
+
+
+def test_folded_gains_equal_conv_bias_act():
+    """EqualConv2d folds the activation gain and output gain into its weights and runs the activation in
+    place; SynthesisLayer folds its gain into the demodulation: same values, gradients and double backward
+    as the plain composition (conv, + bias, activation, gains)."""
+    from ganaug.gans.layers import bias_act, blur
+    from ganaug.gans.stylegan2 import SynthesisLayer
+
+    torch.manual_seed(0)
+    x = torch.randn(3, 4, 8, 8, dtype=torch.double)
+    for k, down, act, gain in [(3, False, "lrelu", 1.0), (3, True, "lrelu", math.sqrt(0.5)),
+                               (1, True, "linear", math.sqrt(0.5)), (1, False, "lrelu", 1.0)]:
+        conv = EqualConv2d(4, 5, k, activation=act, down=down, gain=gain).double()
+        with torch.no_grad():
+            conv.bias.normal_()
+
+        def ref(a):
+            wt = conv.weight * conv.weight_gain
+            if down and k == 1:
+                a = F.conv2d(_ref_down(a, conv.fir.double()), wt)
+            elif down:
+                a = F.conv2d(_ref_blur(a, conv.fir.double(), (2, 2)), wt, stride=2)
+            else:
+                a = F.conv2d(a, wt, padding=k // 2)
+            return bias_act(a, conv.bias, act) * gain
+
+        for a, b in zip(_value_grad_gradgrad(conv, x), _value_grad_gradgrad(ref, x)):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    with pytest.raises(ValueError, match="gain must be > 0"):
+        EqualConv2d(4, 5, 3, gain=0.0)
+
+    layer = SynthesisLayer(4, 5, 8, 16, up=True).double()
+    with torch.no_grad():
+        layer.noise_strength.fill_(0.3)
+        layer.bias.normal_()
+    w = torch.randn(3, 8, dtype=torch.double)
+
+    def ref_layer(a):
+        y = layer.conv(a, w) + layer.noise_const * layer.noise_strength
+        return bias_act(y, layer.bias, "lrelu")
+
+    got = _value_grad_gradgrad(lambda a: layer(a, w, noise_mode="const"), x)
+    for a, b in zip(got, _value_grad_gradgrad(ref_layer, x)):
+        torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+    assert blur  # (imported for the reference above)
+
+
+def test_constructors_refuse_misspelled_arguments():
+    """A misspelled architecture argument fails naming it instead of being swallowed."""
+    from ganaug.gans.stylegan2 import Discriminator
+
+    with pytest.raises(TypeError, match="chanel_max"):
+        Discriminator(resolution=16, chanel_max=16)
+    with pytest.raises(TypeError, match="mapping_layer"):
+        Generator(**dict(SMALL, mapping_layer=2))
+    with pytest.raises(TypeError, match="upp"):
+        ModulatedConv2d(4, 4, 3, w_dim=8, upp=True)
+
+
+# ------------------------------------------------------------------------------------ the trainer
+
+
+def _trainer(**cfg):
+    import gan_helpers as gh
+
+    from ganaug.gans import stylegan2
+    from ganaug.gans.stylegan2 import Trainer
+
+    imgs, labels = gh.class_data()
+    c = gh.resolved_cfg(stylegan2, dict(SMALL, batch=8, pl_weight=2.0, pl_interval=2, r1_interval=2,
+                                        ada_interval=4, **cfg))
+    return Trainer(imgs, labels, None, c, seed=0, device=torch.device("cpu"), log=None)
+
+
+def test_precision_and_speed_switches():
+    """bf16 cannot be selected on the CPU; the speed switches reach the networks; fp32 is what auto means
+    on the CPU (the same training, bit for bit)."""
+    from ganaug.gans.stylegan2 import resolve_config
+
+    with pytest.raises(InputError, match=r"gans\.stylegan2\.precision: bf16 needs a CUDA device"):
+        _trainer(precision="bf16")
+    for kw, key in [(dict(precision="fp16"), "precision"), (dict(resample="fast"), "resample"),
+                    (dict(channels_last="yes"), "channels_last")]:
+        with pytest.raises(InputError, match=rf"gans\.stylegan2\.{key}"):
+            resolve_config(kw)
+    runs = {}
+    for precision in ("auto", "fp32"):
+        tr = _trainer(precision=precision)
+        assert tr.precision == "fp32"
+        for _ in range(2):
+            tr.train_step()
+        runs[precision] = tr.G.state_dict()
+    for k in runs["auto"]:
+        assert torch.equal(runs["auto"][k], runs["fp32"][k]), k
+    tr = _trainer(channels_last=False, resample="native")
+    conv = tr.D.blocks[0].conv0
+    assert conv.resample == "native" and conv.weight.is_contiguous()
+    tr = _trainer()
+    assert tr.D.blocks[0].conv0.weight.is_contiguous(memory_format=torch.channels_last)
+    assert tr.G.synthesis.blocks[1].conv0.conv.resample == "auto"
+
+
+def test_training_step_has_no_host_sync(monkeypatch):
+    """No value is read back from the device during a step (loss statistics stay on it; ADA reads its
+    statistic only every ada_interval steps), so a GPU never waits for the host."""
+    import sys
+
+    tr = _trainer()
+    tr.ada.p = 0.3
+    reads = []
+
+    def counting(name):
+        original = getattr(torch.Tensor, name)
+
+        def read(self, *a, **k):
+            caller = sys._getframe(1).f_code.co_filename
+            if "ganaug" in caller:
+                reads.append((name, caller))
+            return original(self, *a, **k)
+        return read
+
+    for name in ("item", "tolist", "__float__", "__int__", "__bool__"):
+        monkeypatch.setattr(torch.Tensor, name, counting(name))
+    for step in range(3):  # both regularisers run (interval 2); ADA's interval is 4
+        tr.train_step()
+    assert reads == []
+    tr.train_step()  # the ADA interval: one read
+    assert [name for name, _ in reads] == ["__float__"]
+    monkeypatch.undo()
+    m = tr.metrics()
+    assert all(np.isfinite(m[k]) for k in ("loss_G", "loss_D", "r1", "pl", "real_score", "fake_score"))
+    assert tr.ada.p != 0.3  # adjusted at the interval
+
+
+def test_training_lowers_fid(tmp_path):
+    """A short StyleGAN2 run on toy label-map images: the FID (cheap features) of its last snapshot is
+    below that of its first and below half that of an untrained generator."""
+    import gan_helpers as gh
+
+    from ganaug.gans.training import train_gan
+
+    imgs, labels, _ = gh.label_map_data(48, 16, seed=0)
+    cfg = dict(SMALL, batch=16, ada=False, pl_weight=0.0, ema_kimg=0.05, total_kimg=0.64, snapshot_kimg=0.064)
+    summary = train_gan("stylegan2", imgs, labels, tmp_path, cfg, seed=0, device="cpu")
+    assert len(summary["snapshots"]) == 10
+    gh.assert_fid_falls(Generator, tmp_path, summary["snapshots"], imgs, labels)
+
+
+def test_bf16_autocast_keeps_the_sensitive_parts_in_fp32_and_trains():
+    """The bf16 code path (CUDA's; exercised here with CPU autocast, which the config refuses for speed
+    reasons only): the mapping network, styles, demodulation, D's epilogue and logits and the regularisers'
+    norms stay float32, the convs run in bf16, and a few training steps give losses close to fp32's."""
+    G, D = build_networks(SMALL, seed=0)
+    z, c = torch.randn(4, 16), torch.tensor([0, 1, 0, 1])
+    seen = {}
+    mc = G.synthesis.blocks[1].conv1.conv
+    mc.register_forward_hook(lambda m, a, out: seen.update(conv_out=out.dtype))
+    mc.affine.register_forward_hook(lambda m, a, out: seen.update(styles=out.dtype))
+    D.mbstd.register_forward_hook(lambda m, a, out: seen.update(mbstd=out.dtype))
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        ws = G.map(z, c)
+        img = G.synthesis(ws, noise_mode="const")
+        logits = D(img, c)
+    assert (ws.dtype, logits.dtype, seen) == (torch.float32, torch.float32, dict(
+        conv_out=torch.bfloat16, styles=torch.float32, mbstd=torch.float32))
+    assert torch.equal(ws, G.map(z, c))  # the mapping ran in float32 (its matmuls too)
+    torch.testing.assert_close(img, G.synthesis(ws, noise_mode="const"), atol=0.1, rtol=0.1)
+
+    losses = {}
+    for precision in ("fp32", "bf16"):
+        tr = _trainer()
+        tr.precision = precision  # bypasses the CPU refusal of resolve_precision
+        for _ in range(3):
+            tr.train_step()
+        losses[precision] = tr.metrics()
+    for k in ("loss_G", "loss_D", "r1", "pl"):
+        assert np.isfinite(losses["bf16"][k]), k
+        assert losses["bf16"][k] == pytest.approx(losses["fp32"][k], rel=0.1, abs=0.05), k

@@ -137,33 +137,41 @@ def augment(x: torch.Tensor, p: float, gen: torch.Generator | None = None, xflip
 
 
 class AdaController:
-    """Adaptive augmentation probability (state: p and the running sign statistics)."""
+    """Adaptive augmentation probability (state: p and the running sign statistics).
+
+    The sign statistic is summed on the device (no host sync per step: a multi-process run sums it over
+    the processes there too, so that every process, and a snapshot, holds the global batch's statistic);
+    it is read once per `interval` steps, when p is adjusted."""
 
     def __init__(self, target=0.6, ada_kimg=500.0, interval=4, p=0.0):
         self.target = float(target)
         self.ada_kimg = float(ada_kimg)
         self.interval = int(interval)
         self.p = float(p)
-        self.sign_sum = 0.0
+        self.sign_sum = 0.0  # a float (count 0, or restored from a snapshot) or a device tensor
         self.count = 0
         self.steps = 0
 
-    def accumulate(self, real_logits: torch.Tensor):
-        self.sign_sum += float(torch.sign(real_logits.detach()).sum().item())
-        self.count += int(real_logits.numel())
+    def accumulate(self, real_logits: torch.Tensor, reduce=None, processes: int = 1):
+        """Add D's logits on this process's reals; `reduce` (distributed.Context.sum) sums the statistic
+        over the `processes`, each of which has as many logits."""
+        s = torch.sign(real_logits.detach()).float().sum()
+        self.sign_sum = self.sign_sum + (reduce(s) if reduce is not None else s)
+        self.count += int(real_logits.numel()) * processes
 
     def step(self, batch_size: int):
         """Call once per D step; adjusts p every `interval` steps."""
         self.steps += 1
-        if self.steps % self.interval == 0 and self.count > 0:
-            rt = self.sign_sum / self.count
-            adjust = math.copysign(1.0, rt - self.target) if rt != self.target else 0.0
-            self.p = min(max(self.p + adjust * batch_size * self.interval / (self.ada_kimg * 1000), 0.0), 1.0)
-            self.last_rt = rt
-            self.sign_sum, self.count = 0.0, 0
+        if self.steps % self.interval or self.count == 0:
+            return
+        rt = float(self.sign_sum) / self.count  # the only host sync of ADA (a float32 sum of signs is exact)
+        adjust = math.copysign(1.0, rt - self.target) if rt != self.target else 0.0
+        self.p = min(max(self.p + adjust * batch_size * self.interval / (self.ada_kimg * 1000), 0.0), 1.0)
+        self.last_rt = rt
+        self.sign_sum, self.count = 0.0, 0
 
     def state_dict(self):
-        return dict(p=self.p, sign_sum=self.sign_sum, count=self.count, steps=self.steps)
+        return dict(p=self.p, sign_sum=float(self.sign_sum), count=self.count, steps=self.steps)
 
     def load_state_dict(self, s):
         self.p, self.sign_sum = float(s["p"]), float(s["sign_sum"])

@@ -33,17 +33,20 @@ from torch import nn
 
 from ganaug.io import InputError, seed_from
 
-from . import distributed
+from . import accel, distributed
 from .augment import AdaController, augment
 from .data import ClassConditionalBatches, RealSampler, load_rng_state, rng_state
 from .layers import (
     EqualConv2d,
+    SQRT2,
     EqualLinear,
     MinibatchStd,
     ModulatedConv2d,
     bias_act,
+    RESAMPLE_IMPLS,
     fir_filter,
     normalize_2nd_moment,
+    set_resample,
     upsample2x,
 )
 from .snapshots import plain
@@ -86,6 +89,10 @@ class MappingNetwork(nn.Module):
             self.register_buffer("w_avg", torch.zeros(w_dim))
 
     def forward(self, z, c, truncation_psi=1.0, update_w_avg=False):
+        with accel.full_precision(c.device):  # w sets every style: kept in float32 under bf16 autocast
+            return self._forward(z, c, truncation_psi, update_w_avg)
+
+    def _forward(self, z, c, truncation_psi, update_w_avg):
         parts = []
         if self.z_dim:
             parts.append(normalize_2nd_moment(z))
@@ -116,19 +123,25 @@ class SynthesisLayer(nn.Module):
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
 
     def forward(self, x, w, noise_mode="random", generator=None):
-        x = self.conv(x, w)
+        # lrelu(v) * sqrt 2 = lrelu(sqrt 2 * v): the gain goes into the demodulation and the (small) noise
+        # and bias terms, and the output is touched by one fused multiply-add, the bias add and the
+        # activation, both in place (neither the add nor the conv keeps its output for backward)
         if noise_mode == "random":
             shape = (x.shape[0], 1, self.resolution, self.resolution)
             if generator is None or isinstance(generator, torch.Generator):
-                noise = torch.randn(shape, device=x.device, dtype=x.dtype, generator=generator)
+                noise = torch.randn(shape, device=x.device, dtype=torch.float32, generator=generator)
             else:  # one process of several: distributed.Context.noise_generator
-                noise = generator.randn(shape, device=x.device, dtype=x.dtype)
-            x = x + noise * self.noise_strength
+                noise = generator.randn(shape, device=x.device, dtype=torch.float32)
+            noise = noise * (self.noise_strength * SQRT2)
         elif noise_mode == "const":
-            x = x + self.noise_const * self.noise_strength
-        elif noise_mode != "none":
+            noise = (self.noise_const * (self.noise_strength * SQRT2))[None, None]
+        elif noise_mode == "none":
+            noise = None
+        else:
             raise ValueError(f"unknown noise_mode {noise_mode!r}")
-        return bias_act(x, self.bias, "lrelu")
+        x = self.conv(x, w, out_gain=SQRT2, add=noise)
+        x = x.add_((self.bias * SQRT2).to(x.dtype).reshape(1, -1, 1, 1))
+        return F.leaky_relu(x, 0.2, inplace=True)
 
 
 class ToRGB(nn.Module):
@@ -155,6 +168,7 @@ class SynthesisBlock(nn.Module):
         self.conv1 = SynthesisLayer(out_channels, out_channels, w_dim, resolution)
         self.torgb = ToRGB(out_channels, w_dim)
         self.num_conv = 1 if resolution == 4 else 2
+        self.resample = "auto"
         self.register_buffer("fir", fir_filter(), persistent=False)
 
     def forward(self, x, img, ws, noise_mode="random", generator=None):
@@ -167,7 +181,7 @@ class SynthesisBlock(nn.Module):
         x = self.conv1(x, ws[:, i], noise_mode, generator)
         i += 1
         y = self.torgb(x, ws[:, i])
-        img = y if img is None else upsample2x(img, self.fir) + y
+        img = y if img is None else upsample2x(img, self.fir, self.resample) + y
         return x, img
 
 
@@ -253,7 +267,7 @@ class Discriminator(nn.Module):
     """D(img, c) -> logits [N, 1] with projection conditioning."""
 
     def __init__(self, resolution=32, channel_base=4096, channel_max=64, num_classes=2, mapping_layers=2,
-                 mbstd_group=4, seed: int | None = 1, **_ignored):
+                 mbstd_group=4, seed: int | None = 1):
         super().__init__()
         self.num_classes = num_classes
         with torch.random.fork_rng(devices=[]):
@@ -281,12 +295,13 @@ class Discriminator(nn.Module):
             x = block(x, img)
         if x is None:
             x = self.fromrgb4(img)
-        x = self.mbstd(x)
-        x = self.conv(x)
-        x = self.fc(x.flatten(1))
-        x = self.out(x)
-        cmap = self.mapping(None, c)
-        return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
+        with accel.full_precision(img.device):  # the 4x4 epilogue (batch statistics, logits) in float32
+            x = self.mbstd(x.to(self.out.weight.dtype))
+            x = self.conv(x)
+            x = self.fc(x.flatten(1))
+            x = self.out(x)
+            cmap = self.mapping(None, c)
+            return (x * cmap).sum(dim=1, keepdim=True) / math.sqrt(self.cmap_dim)
 
 
 def build_networks(cfg: dict, seed: int = 0):
@@ -318,9 +333,13 @@ DEFAULTS = dict(
     mirror=True,               # random x-flips of the reals (dataset mirroring)
     total_kimg=12.0, snapshot_kimg=2.0,
     num_threads=None,          # torch.set_num_threads (not part of the science)
+    # speed only (the same function up to float rounding): see config/README.md
+    precision="auto",          # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16 (CUDA only)
+    channels_last=True,        # NHWC activations (faster convs on CPU and on tensor cores)
+    resample="auto",           # FIR resampling kernels: auto | depthwise | native (ganaug.gans.layers)
 )
 # keys that may differ between a run and its resume
-RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads")
+RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads", "precision", "channels_last", "resample")
 FORMAT = "ganaug-stylegan2-v1"
 CONDITIONING = "class"
 CFG_KEY = "gans.stylegan2"
@@ -367,7 +386,13 @@ def resolve_config(cfg: dict) -> dict:
         if not is_number(out["ema_rampup"]) or out["ema_rampup"] <= 0:
             raise InputError(f"{CFG_KEY}.ema_rampup: must be a number > 0 or null, got {out['ema_rampup']!r}")
         out["ema_rampup"] = float(out["ema_rampup"])
-    for k in ("ada", "mirror"):
+    if out["precision"] not in accel.PRECISIONS:  # the device is checked by the Trainer
+        raise InputError(f"{CFG_KEY}.precision: must be one of {', '.join(accel.PRECISIONS)}, "
+                         f"got {out['precision']!r}")
+    if out["resample"] not in RESAMPLE_IMPLS:
+        raise InputError(f"{CFG_KEY}.resample: must be one of {', '.join(RESAMPLE_IMPLS)}, "
+                         f"got {out['resample']!r}")
+    for k in ("ada", "mirror", "channels_last"):
         if not isinstance(out[k], (bool, np.bool_)):
             raise InputError(f"{CFG_KEY}.{k}: must be true or false, got {out[k]!r}")
         out[k] = bool(out[k])
@@ -385,16 +410,21 @@ class Trainer(ClassConditionalBatches):
         self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
         self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
         self.N = len(images)
+        self.precision = accel.resolve_precision(cfg["precision"], device, key=f"{CFG_KEY}.precision")
+        accel.configure_backends(device)
         self.G, self.D = build_networks(cfg, seed=seed % (2 ** 31 - 2))
-        self.G.to(device).train()
-        self.D.to(device).train()
+        fmt = torch.channels_last if cfg["channels_last"] else torch.contiguous_format
+        for net in (self.G, self.D):
+            # 4-D weights in NHWC: the convs then return NHWC activations (the reals already are NHWC)
+            net.to(device=device, memory_format=fmt).train()
+            set_resample(net, cfg["resample"])
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
         self.num_ws = self.G.num_ws
         b0, b1 = cfg["betas"]
 
         def opt(params, interval, lazy):
             r = interval / (interval + 1) if lazy else 1.0
-            return torch.optim.Adam(params, lr=cfg["lr"] * r, betas=(b0 ** r, b1 ** r), eps=1e-8)
+            return accel.adam(params, lr=cfg["lr"] * r, betas=(b0 ** r, b1 ** r), eps=1e-8)
 
         self.G_opt = opt(self.G.parameters(), cfg["pl_interval"], cfg["pl_weight"] > 0)
         self.D_opt = opt(self.D.parameters(), cfg["r1_interval"], cfg["r1_gamma"] > 0)
@@ -416,12 +446,20 @@ class Trainer(ClassConditionalBatches):
 
     # --------------------------------------------------------------------------------- bookkeeping
     def reset_stats(self):
-        self.stats = {k: 0.0 for k in ("loss_G", "loss_D", "r1", "pl", "real_score", "fake_score")}
-        self.counts = {k: 0 for k in self.stats}
+        self.device_stats = accel.DeviceStats()  # sums stay on the device: no host sync per step
+        self._stat_means = None
 
     def add_stat(self, key, value: torch.Tensor):
-        self.stats[key] += float(value.detach().mean().item())
-        self.counts[key] += 1
+        self.device_stats.add(key, value)
+        self._stat_means = None
+
+    @property
+    def stats(self) -> dict:
+        """The logged statistics' means since the last reset, as floats (read from the device once). The
+        training loop averages this dict over the processes in place before it calls metrics()."""
+        if self._stat_means is None:
+            self._stat_means = self.device_stats.means()
+        return self._stat_means
 
     def state_dict(self):
         return dict(
@@ -468,7 +506,14 @@ class Trainer(ClassConditionalBatches):
     def run_D(self, img, c):
         if self.ada is not None and self.ada.p > 0:
             img = self.dist.per_sample(lambda x: augment(x, self.ada.p, self.gen), img)
-        return self.D(img, c)
+        return self.D(img, c).float()
+
+    def autocast(self):
+        """The forward passes' precision (bf16 autocast, or nothing)."""
+        return accel.autocast(self.device, self.precision)
+
+    def full_precision(self):
+        return accel.full_precision(self.device)
 
     # ---------------------------------------------------------------------------------------- step
     def train_step(self):
@@ -481,8 +526,9 @@ class Trainer(ClassConditionalBatches):
         D.requires_grad_(False)
         self.G_opt.zero_grad(set_to_none=True)
         z, c = self.fake_inputs(B)
-        img, _ = self.run_G(z, c)
-        logits = self.run_D(img, c)
+        with self.autocast():
+            img, _ = self.run_G(z, c)
+            logits = self.run_D(img, c)
         loss_G = F.softplus(-logits).mean()
         loss_G.backward()
         self.dist.reduce_grads(G)
@@ -495,11 +541,13 @@ class Trainer(ClassConditionalBatches):
             self.G_opt.zero_grad(set_to_none=True)
             n = max(B // cfg["pl_batch_shrink"], 1)
             z, c = self.fake_inputs(n)
-            img, ws = self.run_G(z, c)
+            with self.autocast():
+                img, ws = self.run_G(z, c)
             h, w = img.shape[2:]
             pl_noise = self.dist.randn(self.dist.global_shape(img), self.gen, self.device) / math.sqrt(h * w)
-            (grads,) = torch.autograd.grad((img * pl_noise).sum(), ws, create_graph=True)
-            lengths = grads.square().sum(2).mean(1).sqrt()
+            with self.full_precision():
+                (grads,) = torch.autograd.grad((img.float() * pl_noise).sum(), ws, create_graph=True)
+                lengths = grads.float().square().sum(2).mean(1).sqrt()
             pl_mean = self.pl_mean.lerp(self.dist.mean(lengths.mean().detach()), cfg["pl_decay"])
             self.pl_mean = pl_mean.detach()
             penalty = (lengths - pl_mean).square()
@@ -513,31 +561,29 @@ class Trainer(ClassConditionalBatches):
         D.requires_grad_(True)
         self.D_opt.zero_grad(set_to_none=True)
         z, c = self.fake_inputs(B)
-        with torch.no_grad():
-            img, _ = self.run_G(z, c)
-        fake_logits = self.run_D(img, c)
-        real_logits = self.run_D(real, real_c)
+        with self.autocast():
+            with torch.no_grad():
+                img, _ = self.run_G(z, c)
+            fake_logits = self.run_D(img, c)
+            real_logits = self.run_D(real, real_c)
         loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
         loss_D.backward()
         self.dist.reduce_grads(D)
         self.D_opt.step()
         self.add_stat("loss_D", loss_D)
         self.add_stat("real_score", real_logits)
-        if self.ada is not None and self.dist.active:  # the sign statistic of the global batch
-            s = self.dist.sum(torch.stack([torch.sign(real_logits.detach()).sum(),
-                                           torch.tensor(float(real_logits.numel()), device=self.device)]))
-            self.ada.sign_sum += float(s[0].item())
-            self.ada.count += int(s[1].item())
-        elif self.ada is not None:
-            self.ada.accumulate(real_logits)
+        if self.ada is not None:
+            self.ada.accumulate(real_logits, self.dist.sum, self.dist.world)  # stays on the device
 
         # D reg: R1 on reals, lazily
         if cfg["r1_gamma"] > 0 and self.step % cfg["r1_interval"] == 0:
             self.D_opt.zero_grad(set_to_none=True)
             x = real.detach().requires_grad_(True)
-            logits = self.run_D(x, real_c)
-            (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-            penalty = grads.square().sum(dim=[1, 2, 3])
+            with self.autocast():
+                logits = self.run_D(x, real_c)
+            with self.full_precision():
+                (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+                penalty = grads.float().square().sum(dim=[1, 2, 3])
             (penalty.mean() * (cfg["r1_gamma"] / 2) * cfg["r1_interval"] + logits.sum() * 0).backward()
             self.dist.reduce_grads(D)
             self.D_opt.step()
@@ -548,24 +594,24 @@ class Trainer(ClassConditionalBatches):
         if cfg["ema_rampup"] is not None:
             ema_nimg = min(ema_nimg, self.cur_nimg * cfg["ema_rampup"])
         beta = 0.5 ** (B / max(ema_nimg, 1e-8))
-        with torch.no_grad():
-            for p_ema, p in zip(self.G_ema.parameters(), G.parameters()):
-                p_ema.copy_(p.detach().lerp(p_ema, beta))
-            for b_ema, b in zip(self.G_ema.buffers(), G.buffers()):
-                b_ema.copy_(b)
+        accel.ema_update(self.G_ema, G, beta)
 
         self.cur_nimg += B
         self.step += 1
         if self.ada is not None:
-            self.ada.step(B)
+            self.ada.step(B)  # reads the device only at the ADA interval
+
+    STAT_KEYS = ("loss_G", "loss_D", "r1", "pl", "real_score", "fake_score")
 
     def metrics(self):
-        out = {k: (self.stats[k] / self.counts[k] if self.counts[k] else None) for k in self.stats}
+        out = {k: self.stats.get(k) for k in self.STAT_KEYS}  # None: not computed in this interval
         out["augment_p"] = self.ada.p if self.ada else 0.0
         return out
 
     def describe(self) -> str:
-        return (f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {'on' if self.ada else 'off'}")
+        ada = "on" if self.ada else "off"
+        layout = ", channels_last" if self.cfg["channels_last"] else ""
+        return f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {ada}, {self.precision}{layout}"
 
 
 

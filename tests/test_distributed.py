@@ -486,22 +486,8 @@ def test_bucketed_reduction_with_gloo_processes(tmp_path):
                 assert torch.allclose(got[r][k], p.grad, atol=1e-6), (r, k)
 
 
-def test_each_rank_augments_its_own_rows(monkeypatch):
-    """ADA through Context.draws: each rank augments only its rows and gets the one-process result (the
-    augment helpers below are what ganaug.gans.augment's _rand/_randn become to take a ShardedDraws)."""
-    from ganaug.gans import augment as aug_mod
-
-    plain_rand, plain_randn = aug_mod._rand, aug_mod._randn
-
-    def _rand(n, gen, device):
-        return gen.rand((n,), device) if isinstance(gen, distributed.ShardedDraws) else plain_rand(n, gen, device)
-
-    def _randn(n, gen, device):
-        return gen.randn((n,), device) if isinstance(gen, distributed.ShardedDraws) \
-            else plain_randn(n, gen, device)
-
-    monkeypatch.setattr(aug_mod, "_rand", _rand)
-    monkeypatch.setattr(aug_mod, "_randn", _randn)
+def test_each_rank_augments_its_own_rows():
+    """ADA through Context.draws: each rank augments only its rows and gets the one-process result."""
     world, n = 3, 6
     x = torch.randn(n, 3, 8, 8, generator=torch.Generator().manual_seed(1))
     g0 = torch.Generator().manual_seed(5)

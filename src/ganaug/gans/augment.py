@@ -18,6 +18,8 @@ import math
 import torch
 import torch.nn.functional as F
 
+from .distributed import ShardedDraws
+
 
 class _GridSample(torch.autograd.Function):
     """Bilinear grid_sample (reflection padding) differentiable twice with respect to its input.
@@ -58,11 +60,17 @@ def grid_sample(x: torch.Tensor, grid: torch.Tensor) -> torch.Tensor:
     return _GridSample.apply(x, grid.detach())
 
 
+# gen: a torch.Generator, or distributed.ShardedDraws on several processes (this rank's rows of the
+# one-process draws, so each rank augments only its own shard)
 def _rand(n, gen, device):
+    if isinstance(gen, ShardedDraws):
+        return gen.rand((n,), device)
     return torch.rand(n, generator=gen, device=device)
 
 
 def _randn(n, gen, device):
+    if isinstance(gen, ShardedDraws):
+        return gen.randn((n,), device)
     return torch.randn(n, generator=gen, device=device)
 
 

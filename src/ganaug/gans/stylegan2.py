@@ -505,7 +505,7 @@ class Trainer(ClassConditionalBatches):
 
     def run_D(self, img, c):
         if self.ada is not None and self.ada.p > 0:
-            img = self.dist.per_sample(lambda x: augment(x, self.ada.p, self.gen), img)
+            img = augment(img, self.ada.p, self.dist.draws(self.gen))  # this rank's rows only
         return self.D(img, c).float()
 
     def autocast(self):

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from .gans import ABBREVIATIONS as GAN_ABBREVIATIONS
-from .gans import GAN_NAMES
+from .gans import TRAINABLE
 from .io import InputError, seed_from
 from .sampling import ABBREVIATIONS as SAMPLING_ABBREVIATIONS
 from .sampling import SAMPLING_METHODS
@@ -107,8 +107,8 @@ def counts(ratio: Ratio | str, class_counts: dict) -> dict:
 
 
 def _check_gan(gan, key: str) -> None:
-    if gan != "all" and gan not in GAN_NAMES:
-        raise InputError(f"{key}: unknown GAN '{gan}' (known: {', '.join(GAN_NAMES)}, or 'all')")
+    if gan != "all" and gan not in TRAINABLE:
+        raise InputError(f"{key}: unknown GAN '{gan}' (known: {', '.join(TRAINABLE)}, or 'all')")
 
 
 def _check_sampling(sampling, key: str) -> None:

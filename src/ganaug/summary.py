@@ -5,7 +5,7 @@ classifier protocol. The workflow prints it at start-up, so a dry run shows the 
 from __future__ import annotations
 
 from .design import APPLICATIONS, Experiment, application_order
-from .gans import GAN_NAMES
+from .gans import GAN_NAMES, TRAINABLE
 
 
 def _n(x) -> str:
@@ -30,12 +30,12 @@ def study_summary(config: dict, experiments: list[Experiment]) -> str:
     used = {g for e in experiments if e.gan for g in (GAN_NAMES if e.gan == "all" else (e.gan,))}
     n_train = (split.get("expected") or {}).get("train")
     gans = []
-    for gan in GAN_NAMES:
+    for gan in TRAINABLE:
         if gan not in used:
             continue
         cfg = config["gans"].get(gan, {})
         text = f"{gan} {_n(cfg['total_kimg'])} kimg" if "total_kimg" in cfg else f"{gan} (default length)"
-        if n_train and "total_kimg" in cfg and gan in ("stylegan2", "pgan"):
+        if n_train and "total_kimg" in cfg and gan in ("stylegan2", "pgan", "diffusion"):
             text += f" ({_n(float(cfg['total_kimg']) * 1000 / n_train)} epochs of {n_train:,} images)"
         if "snapshot_kimg" in cfg:
             text += f", snapshot every {_n(cfg['snapshot_kimg'])} kimg"

@@ -12,7 +12,7 @@ from snakemake.utils import validate
 import ganaug
 from ganaug.config_check import check_config, ConfigError
 from ganaug.design import BASELINE_ID, application_order
-from ganaug.gans import CONDITIONING, GAN_NAMES
+from ganaug.gans import CONDITIONING, GAN_NAMES, TRAINABLE
 
 
 validate(config, "../schemas/config.schema.yaml")
@@ -42,7 +42,7 @@ ANCILLARY_TRAINING = {
 
 wildcard_constraints:
     dataset=r"[A-Za-z0-9_\-]+",
-    gan="|".join(GAN_NAMES),
+    gan="|".join(TRAINABLE),
     experiment=r"[A-Za-z0-9_\-]+",
     rep=r"\d+",
     size=r"\d+",
@@ -118,6 +118,7 @@ GAN_CODE = {
     "pgan": ("gans/pgan", "gans/layers"),
     "pix2pixhd": ("gans/pix2pixhd", "gans/translation", "masks", "weights"),
     "spade": ("gans/spade", "gans/translation", "masks", "weights"),
+    "diffusion": ("gans/diffusion", "gans/diffusion_unet", "gans/accel"),
 }
 
 

@@ -331,3 +331,12 @@ def test_bad_config(key, value):
 def test_bad_config_via_train_gan(data, tmp_path):
     with pytest.raises(InputError, match=r"gans\.diffusion\.foo"):
         train_gan("diffusion", *data, tmp_path, dict(CFG, foo=1), seed=3, device="cpu")
+
+
+def test_several_processes_are_refused(data):
+    """One process only: the trainer has no `dist` context, so the launcher refuses gpu > 1 with a message."""
+    from ganaug.gans import distributed
+
+    cfg = dict(resolve_config(SMALL), num_classes=2)
+    with pytest.raises(InputError, match=r"gans\.diffusion: training on several GPUs"):
+        distributed.check_supported("diffusion", Trainer(*data, None, cfg, seed=0, device="cpu", log=None))

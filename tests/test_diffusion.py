@@ -340,3 +340,26 @@ def test_several_processes_are_refused(data):
     cfg = dict(resolve_config(SMALL), num_classes=2)
     with pytest.raises(InputError, match=r"gans\.diffusion: training on several GPUs"):
         distributed.check_supported("diffusion", Trainer(*data, None, cfg, seed=0, device="cpu", log=None))
+
+
+def test_ema_half_life_and_lr_ramp_up(data):
+    """training_loop.py: beta = 0.5 ** (batch / half-life in images), the half-life at most images seen x
+    ema_rampup_ratio; lr ramps up linearly; the EMA moves by that beta at every step."""
+    cfg = dict(resolve_config(dict(SMALL, batch=8, ema_halflife_kimg=0.4, ema_rampup_ratio=0.05,
+                                   lr_rampup_kimg=0.08)), num_classes=2)
+    tr = Trainer(*data, None, cfg, seed=0, device="cpu", log=None)
+    assert tr.ema_beta() == 0 and tr.lr() == 0  # step 0: the EMA copies the network
+    tr.cur_nimg = 16000  # ramp-up over: half-life 400 images
+    assert tr.ema_beta() == pytest.approx(0.5 ** (8 / 400)) and tr.lr() == cfg["lr"]
+    tr.cur_nimg = 4000  # 4000 x 0.05 = 200 images < 400
+    assert tr.ema_beta() == pytest.approx(0.5 ** (8 / 200)) and tr.lr() == cfg["lr"]
+    tr.cur_nimg = 40
+    assert tr.lr() == pytest.approx(cfg["lr"] / 2)
+    beta = tr.ema_beta()
+    before = {k: v.clone() for k, v in tr.G_ema.state_dict().items()}
+    tr.train_step()
+    after = tr.G.state_dict()
+    for k, v in tr.G_ema.state_dict().items():
+        assert torch.allclose(v, after[k].lerp(before[k], beta), atol=1e-7), k
+    tr2 = Trainer(*data, None, dict(cfg, ema_rampup_ratio=None), seed=0, device="cpu", log=None)
+    assert tr2.ema_beta() == pytest.approx(0.5 ** (8 / 400))

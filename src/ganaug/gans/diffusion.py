@@ -301,11 +301,11 @@ class Trainer:
         self.cur_nimg = 0
         self.step = 0
         self.seconds = 0.0
-        self.device_stats = accel.DeviceStats()
+        self.stats = accel.DeviceStats()  # losses summed on the device, read at snapshot time
 
     # --------------------------------------------------------------------------------- bookkeeping
     def reset_stats(self):
-        self.device_stats.reset()
+        self.stats.reset()
 
     def lr(self) -> float:
         """The learning rate of the next step: ramped up linearly over lr_rampup_kimg (training_loop.py)."""
@@ -320,7 +320,7 @@ class Trainer:
         return 0.5 ** (self.B / max(half_life, 1e-8))
 
     def metrics(self):
-        return dict(self.device_stats.means(), lr=self.lr(), ema_beta=self.ema_beta())
+        return dict(self.stats.means(), lr=self.lr(), ema_beta=self.ema_beta())
 
     def describe(self) -> str:
         c = self.cfg
@@ -366,7 +366,7 @@ class Trainer:
                 torch.nan_to_num(p.grad, nan=0, posinf=1e5, neginf=-1e5, out=p.grad)
         self.G_opt.step()
         accel.ema_update(self.G_ema, self.G, self.ema_beta())
-        self.device_stats.add("loss_edm", loss)
+        self.stats.add("loss_edm", loss)
         self.cur_nimg += B
         self.step += 1
 

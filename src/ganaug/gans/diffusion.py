@@ -2,8 +2,10 @@
 Diffusion-Based Generative Models", arXiv 2206.00364), in plain PyTorch, under the GANs' protocol
 (ganaug.gans.training): a fifth generator, `diffusion` (abbreviation `dif`).
 
-Sources: "Table 1" is the paper's Table 1 (column "Ours"); "loss.py", "networks.py", "generate.py",
-"train.py", "training_loop.py" are files of NVlabs/edm (commit 008a4e5).
+Sources: "Table 1" is the paper's Table 1 (column "Ours"), where the paper lists these choices; every
+constant was checked against the authors' code, NVlabs/edm at commit 008a4e5, whose files "loss.py",
+"networks.py", "generate.py", "train.py", "training_loop.py" and README are named below (the abstract's
+"35 network evaluations per image" for CIFAR-10 is generate.py's 18 Heun steps).
 - Denoiser D(x; sigma, class) = c_skip x + c_out F(c_in x; c_noise, class), with c_skip = sd^2 / (sigma^2 +
   sd^2), c_out = sigma sd / sqrt(sigma^2 + sd^2), c_in = 1 / sqrt(sigma^2 + sd^2), c_noise = ln(sigma) / 4,
   sd = sigma_data = 0.5 (Table 1; networks.py EDMPrecond). F is the U-Net of ganaug.gans.diffusion_unet.

@@ -31,7 +31,7 @@ SMALL = dict(resolution=16, z_dim=16, w_dim=16, mapping_layers=2, channel_base=2
 def test_registry():
     assert GAN_NAMES == ("stylegan2", "pgan", "pix2pixhd", "spade")
     assert ABBREVIATIONS["stylegan2"] == "sgn" and ABBREVIATIONS["all"] == "all"
-    assert IMPLEMENTED == set(GAN_NAMES)
+    assert IMPLEMENTED == set(GAN_NAMES) | {"diffusion"}  # the study's four GANs and the diffusion model
     assert require_implemented("stylegan2") == "stylegan2"
     with pytest.raises(InputError, match=r"gans\.x: unknown GAN 'stylegan3'"):
         require_implemented("stylegan3", key="gans.x")

@@ -35,7 +35,7 @@ def study_summary(config: dict, experiments: list[Experiment]) -> str:
             continue
         cfg = config["gans"].get(gan, {})
         text = f"{gan} {_n(cfg['total_kimg'])} kimg" if "total_kimg" in cfg else f"{gan} (default length)"
-        if n_train and "total_kimg" in cfg and gan in ("stylegan2", "pgan"):
+        if n_train and "total_kimg" in cfg and gan in ("stylegan2", "pgan", "diffusion"):
             text += f" ({_n(float(cfg['total_kimg']) * 1000 / n_train)} epochs of {n_train:,} images)"
         if "snapshot_kimg" in cfg:
             text += f", snapshot every {_n(cfg['snapshot_kimg'])} kimg"

@@ -126,6 +126,7 @@ GAN_CODE = {
     "pgan": ("gans/pgan", "gans/layers"),
     "pix2pixhd": ("gans/pix2pixhd", "gans/translation", "masks", "weights"),
     "spade": ("gans/spade", "gans/translation", "masks", "weights"),
+    "diffusion": ("gans/diffusion", "gans/diffusion_unet"),
 }
 
 

@@ -17,7 +17,7 @@ import numpy as np
 import torch
 
 from ganaug.bench.__main__ import main as bench_main
-from ganaug.gans import CONDITIONING, GAN_NAMES, gan_module
+from ganaug.gans import BUILTIN, CONDITIONING, gan_module
 from ganaug.gans.training import generate, load_generator, train_gan
 
 
@@ -30,7 +30,8 @@ def gan_resume(name, device) -> dict:
     masks = rng.integers(0, 8, (32, 16, 16), dtype=np.uint8) if CONDITIONING[name] == "mask" else None
     small = dict(mod.DEFAULTS, resolution=16, batch=8, total_kimg=0.064, snapshot_kimg=0.032)
     for k, v in (("channel_base", 256), ("channel_max", 16), ("z_dim", 16), ("w_dim", 16), ("ngf", 8),
-                 ("ndf", 8), ("stable_kimg", 0.016), ("transition_kimg", 0.016)):
+                 ("ndf", 8), ("stable_kimg", 0.016), ("transition_kimg", 0.016), ("model_channels", 8),
+                 ("num_steps", 4)):
         if k in small:
             small[k] = v
     with tempfile.TemporaryDirectory() as d:
@@ -46,7 +47,7 @@ def gan_resume(name, device) -> dict:
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    for name in GAN_NAMES:
+    for name in BUILTIN:  # the four GANs and the diffusion model
         try:
             rec = gan_resume(name, device)
         except Exception as e:  # report and go on: one check must not hide the others

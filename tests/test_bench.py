@@ -124,3 +124,20 @@ def test_export_commit_gives_an_old_src(tmp_path):
     assert (src / "ganaug" / "__init__.py").is_file()
     with pytest.raises(Exception, match="compare-commit"):
         bench.export_commit("no-such-revision", tmp_path / "x")
+
+
+def test_overlays_merge_as_snakemake_merges_them_and_the_diffusion_model_is_measured():
+    """--config paper.yaml beyond.yaml: mappings merged key by key, lists replaced; the generators measured
+    are the trained ones the merged design uses (diffusion included, the external pool not)."""
+    import yaml
+
+    from ganaug.bench.__main__ import gans_to_measure, merge_config
+
+    merged = merge_config({"a": {"x": 1, "y": [1, 2]}, "b": 2}, {"a": {"y": [3]}, "c": 4})
+    assert merged == {"a": {"x": 1, "y": [3]}, "b": 2, "c": 4}
+    root = Path(__file__).resolve().parents[1] / "config"
+    paper = yaml.safe_load((root / "paper.yaml").read_text())
+    both = merge_config(paper, yaml.safe_load((root / "beyond.yaml").read_text()))
+    assert gans_to_measure(paper, None) == ["stylegan2", "pgan", "pix2pixhd", "spade"]
+    assert gans_to_measure(both, None) == ["stylegan2", "pgan", "pix2pixhd", "spade", "diffusion"]
+    assert both["gans"]["stylegan2"] == paper["gans"]["stylegan2"]

@@ -40,18 +40,27 @@ QUICK_CLASSIFIER = {"model": "ganaug:resnet", "model_kwargs": {"channels": [8, 1
                     "eval_batch_size": 16}
 
 
+def merge_config(base: dict, overlay: dict) -> dict:
+    """`overlay` over `base` as Snakemake merges --configfile files: mappings key by key, anything else
+    (lists included) replaced."""
+    out = dict(base)
+    for k, v in overlay.items():
+        out[k] = merge_config(out[k], v) if isinstance(v, dict) and isinstance(out.get(k), dict) else v
+    return out
+
+
 def gans_to_measure(config: dict, only_gans) -> list[str]:
     from ganaug.design import build_experiments
-    from ganaug.gans import GAN_NAMES
+    from ganaug.gans import BUILTIN, expand_gan
 
     if only_gans:
-        unknown = sorted(set(only_gans) - set(GAN_NAMES))
+        unknown = sorted(set(only_gans) - set(BUILTIN))
         if unknown:
-            raise InputError(f"--gans: unknown GAN(s) {unknown} (known: {', '.join(GAN_NAMES)})")
+            raise InputError(f"--gans: unknown generator(s) {unknown} (known: {', '.join(BUILTIN)})")
         return list(only_gans)
-    exps = build_experiments(config["experiments"])
-    used = {g for e in exps if e.gan for g in (GAN_NAMES if e.gan == "all" else (e.gan,))}
-    return [g for g in GAN_NAMES if g in used]
+    exps = build_experiments(config["experiments"], config.get("gans"))
+    used = {g for e in exps for g in expand_gan(e.gan)}
+    return [g for g in BUILTIN if g in used]  # trained generators: an external pool has nothing to time
 
 
 def build_tasks(config: dict, args, device: str) -> list[dict]:
@@ -188,7 +197,9 @@ def _git_commit() -> str | None:
 def parse_args(argv):
     ap = argparse.ArgumentParser(prog="python -m ganaug.bench", description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--config", default="config/paper.yaml", help="the study's config (default: %(default)s)")
+    ap.add_argument("--config", nargs="+", default=["config/paper.yaml"],
+                    help="the study's config, or a config and its overlays merged as Snakemake's --configfile "
+                         "merges them, e.g. config/paper.yaml config/beyond.yaml (default: %(default)s)")
     ap.add_argument("--device", default="auto", help="auto (CUDA when present), cpu, cuda, cuda:1, ...")
     ap.add_argument("--quick", action="store_true", help="small networks and images: checks the harness fast")
     ap.add_argument("--only", nargs="+", choices=GROUPS, default=list(GROUPS),
@@ -227,10 +238,12 @@ def main(argv=None) -> dict:
     device = args.device
     if device == "auto":
         device = "cuda" if torch.cuda.is_available() else "cpu"
-    config_path = Path(args.config)
-    if not config_path.is_file():
-        raise InputError(f"--config: {config_path} not found")
-    config = yaml.safe_load(config_path.read_text())
+    config = {}
+    for path in map(Path, args.config):
+        if not path.is_file():
+            raise InputError(f"--config: {path} not found")
+        config = merge_config(config, yaml.safe_load(path.read_text()) or {})
+    config_path = " + ".join(args.config)
     started = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
     with tempfile.TemporaryDirectory(prefix="ganaug-bench-ref-") as tmp:
         ref_src, ref_label = None, None

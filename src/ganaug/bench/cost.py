@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from ganaug.design import build_experiments, counts
-from ganaug.gans import CONDITIONING, GAN_NAMES, gan_module
+from ganaug.gans import BUILTIN, CONDITIONING, conditioning, expand_gan, gan_module
 from ganaug.io import InputError
 
 # The study's split (config/paper.yaml: split.expected; ganaug.design: 11,684 benign / 3,121 melanoma;
@@ -97,15 +97,16 @@ def study_facts(config: dict, results_dir="results", masked: int | None = None) 
 
 
 def _gans_used(experiments) -> list[str]:
-    used = {g for e in experiments if e.gan for g in (GAN_NAMES if e.gan == "all" else (e.gan,))}
-    return [g for g in GAN_NAMES if g in used]
+    """The trained generators the experiments use (an external pool costs no GPU time)."""
+    used = {g for e in experiments for g in expand_gan(e.gan)}
+    return [g for g in BUILTIN if g in used]
 
 
 def trainset_sizes(config: dict, facts: StudyFacts) -> dict:
     """Experiment id -> images in its training set (every replicate has the same counts)."""
     from ganaug.trainsets import allocate
 
-    experiments = build_experiments(config["experiments"])
+    experiments = build_experiments(config["experiments"], config.get("gans"))
     capped = (config.get("sampling") or {}).get("translation_images", "one_per_mask") == "one_per_mask"
     n_train = sum(facts.train.values())
     # a translation GAN's maps per class: the masked images, split as the training set's classes are
@@ -118,8 +119,9 @@ def trainset_sizes(config: dict, facts: StudyFacts) -> dict:
         if not e.gan:
             out[e.id] = real
             continue
-        gans = GAN_NAMES if e.gan == "all" else (e.gan,)
-        caps = [mask_capacity if capped and CONDITIONING[g] == "mask" else {0: float("inf"), 1: float("inf")}
+        gans = expand_gan(e.gan)
+        caps = [mask_capacity if capped and conditioning(g, config.get("gans")) == "mask"
+                else {0: float("inf"), 1: float("inf")}
                 for g in gans]
         out[e.id] = real + sum(sum(share.values()) for share in allocate(wanted, caps))
     return out
@@ -149,7 +151,7 @@ def study_cost(config: dict, rates: dict, facts: StudyFacts, gpus: int = 1,
 
     if gpus < 1 or gan_gpus < 1:
         raise InputError(f"cost: --gpus and --gan-gpus must be >= 1, got {gpus}, {gan_gpus}")
-    experiments = build_experiments(config["experiments"])
+    experiments = build_experiments(config["experiments"], config.get("gans"))
     reps = int(config.get("replicates", 1))
     ccfg = config.get("classifier") or {}
     epochs, patience = int(ccfg.get("epochs", 100)), int(ccfg.get("early_stopping_patience", 22))

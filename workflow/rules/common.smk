@@ -133,7 +133,7 @@ GAN_CODE = {
 def gan_code(*modules):
     """code_version of a GAN's own modules + the shared GAN code + `modules`, as a params function."""
     shared = ("gans/__init__", "gans/training", "gans/snapshots", "gans/data", "gans/distributed", "gans/launch",
-              "gans/accel")
+              "gans/accel", "gans/settings")
     return lambda w: code_version(*shared, *GAN_CODE[w.gan], *modules)
 
 

@@ -9,8 +9,6 @@ running them under `full_precision()`.
 
 from __future__ import annotations
 
-import contextlib
-
 import torch
 
 from ganaug.io import InputError
@@ -18,10 +16,16 @@ from ganaug.io import InputError
 PRECISIONS = ("auto", "fp32", "bf16")
 
 
-def resolve_precision(value, device, key: str = "precision") -> str:
-    """"fp32" or "bf16" for this device; `key` names the config key in errors."""
+def check_precision(value, key: str = "precision") -> str:
+    """A precision setting (auto, fp32, bf16) as written in a config, before a device is known."""
     if value not in PRECISIONS:
         raise InputError(f"{key}: must be one of {', '.join(PRECISIONS)}, got {value!r}")
+    return value
+
+
+def resolve_precision(value, device, key: str = "precision") -> str:
+    """"fp32" or "bf16" for this device; `key` names the config key in errors."""
+    check_precision(value, key)
     cuda = torch.device(device).type == "cuda"
     if value == "auto":
         return "bf16" if cuda else "fp32"

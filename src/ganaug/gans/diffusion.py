@@ -46,6 +46,7 @@ from ganaug.io import InputError, seed_from
 from . import accel
 from .data import RealSampler, load_rng_state, real_images, rng_state
 from .diffusion_unet import UNet
+from .settings import as_betas, as_bool, check_keys, check_precision
 from .snapshots import plain
 
 FORMAT = "ganaug-diffusion-v1"
@@ -225,11 +226,7 @@ def _int_list(out, k, lo, allow_empty=False):
 
 def resolve_config(cfg: dict) -> dict:
     """DEFAULTS updated by cfg; unknown keys and bad values raise InputError naming gans.diffusion.<key>."""
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise InputError(f"{CFG_KEY}.{unknown[0]}: unknown key (known: {', '.join(sorted(DEFAULTS))})")
-    out = dict(DEFAULTS)
-    out.update(cfg)
+    out = check_keys(cfg, DEFAULTS, CFG_KEY)
     for k in ("resolution", "model_channels", "num_blocks", "batch", "num_steps"):
         _number(out, k, lo=1, integer=True)
     for k in ("num_classes", "num_threads"):
@@ -262,17 +259,9 @@ def resolve_config(cfg: dict) -> dict:
     stray = [a for a in out["attn_resolutions"] if a not in unet_res]
     if stray:
         raise InputError(f"{CFG_KEY}.attn_resolutions: {stray[0]} is not one of the U-Net's resolutions {unet_res}")
-    betas = out["betas"]
-    if not isinstance(betas, (list, tuple)) or len(betas) != 2 or not all(
-            not isinstance(b, bool) and isinstance(b, (int, float)) and 0 <= b < 1 for b in betas):
-        raise InputError(f"{CFG_KEY}.betas: must be two numbers in [0, 1), got {betas!r}")
-    out["betas"] = [float(b) for b in betas]
-    if not isinstance(out["mirror"], (bool, np.bool_)):
-        raise InputError(f"{CFG_KEY}.mirror: must be true or false, got {out['mirror']!r}")
-    out["mirror"] = bool(out["mirror"])
-    if out["precision"] not in accel.PRECISIONS:
-        raise InputError(f"{CFG_KEY}.precision: must be one of {', '.join(accel.PRECISIONS)}, "
-                         f"got {out['precision']!r}")
+    as_betas(out, "betas", CFG_KEY)
+    as_bool(out, "mirror", CFG_KEY)
+    check_precision(out["precision"], f"{CFG_KEY}.precision")
     return out
 
 

@@ -49,6 +49,7 @@ from ganaug.io import InputError, seed_from
 from . import accel, distributed
 from .data import ClassConditionalBatches, RealSampler, load_rng_state, rng_state
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, normalize_2nd_moment
+from .settings import check_keys, check_precision
 from .snapshots import plain
 
 FORMAT = "ganaug-pgan-v1"
@@ -237,11 +238,7 @@ def count_params(m: nn.Module) -> int:
 
 def resolve_config(cfg: dict) -> dict:
     """DEFAULTS updated by cfg; unknown keys and bad values raise InputError naming the key."""
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise InputError(f"{CFG_KEY}.{unknown[0]}: unknown key (known: {', '.join(sorted(DEFAULTS))})")
-    out = dict(DEFAULTS)
-    out.update(cfg)
+    out = check_keys(cfg, DEFAULTS, CFG_KEY)
 
     def positive_int(k, v):
         if isinstance(v, bool) or not isinstance(v, (int, float, np.integer, np.floating)) \
@@ -290,9 +287,7 @@ def resolve_config(cfg: dict) -> dict:
     if not isinstance(out["mirror"], (bool, np.bool_)):
         raise InputError(f"{CFG_KEY}.mirror: must be true or false, got {out['mirror']!r}")
     out["mirror"] = bool(out["mirror"])
-    if out["precision"] not in accel.PRECISIONS:
-        raise InputError(f"{CFG_KEY}.precision: must be one of {', '.join(accel.PRECISIONS)}, "
-                         f"got {out['precision']!r}")
+    check_precision(out["precision"], f"{CFG_KEY}.precision")  # the device is checked by the Trainer
     return out
 
 

@@ -28,16 +28,15 @@ from torch import nn
 from ganaug.io import InputError
 
 from . import accel
+from .settings import as_bool, check_keys
 from .translation import (
     COMMON_DEFAULTS,
     LABEL_CHANNELS,
     MultiscaleDiscriminator,
     TranslationTrainer,
-    as_bool,
     as_float,
     as_int,
     check_common,
-    check_keys,
     check_label_map_tensor,
     downsample,
     encode_label_map,

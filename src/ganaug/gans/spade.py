@@ -30,6 +30,7 @@ from torch import nn
 from ganaug.io import InputError
 
 from . import accel
+from .settings import check_keys
 from .translation import (
     COMMON_DEFAULTS,
     LABEL_CHANNELS,
@@ -38,7 +39,6 @@ from .translation import (
     as_float,
     as_int,
     check_common,
-    check_keys,
     check_label_map_tensor,
     encode_label_map,
     hinge_d_terms,

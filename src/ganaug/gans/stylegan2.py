@@ -49,6 +49,7 @@ from .layers import (
     set_resample,
     upsample2x,
 )
+from .settings import check_keys, check_precision
 from .snapshots import plain
 
 ARCH_KEYS = ("resolution", "z_dim", "w_dim", "mapping_layers", "channel_base", "channel_max", "num_classes")
@@ -347,11 +348,7 @@ CFG_KEY = "gans.stylegan2"
 
 def resolve_config(cfg: dict) -> dict:
     """DEFAULTS updated by cfg; unknown keys and bad values raise InputError naming the key."""
-    unknown = sorted(set(cfg) - set(DEFAULTS))
-    if unknown:
-        raise InputError(f"{CFG_KEY}.{unknown[0]}: unknown key (known: {', '.join(sorted(DEFAULTS))})")
-    out = dict(DEFAULTS)
-    out.update(cfg)
+    out = check_keys(cfg, DEFAULTS, CFG_KEY)
 
     def is_number(v):
         return not isinstance(v, (bool, np.bool_)) and isinstance(v, (int, float, np.integer, np.floating)) \
@@ -386,9 +383,7 @@ def resolve_config(cfg: dict) -> dict:
         if not is_number(out["ema_rampup"]) or out["ema_rampup"] <= 0:
             raise InputError(f"{CFG_KEY}.ema_rampup: must be a number > 0 or null, got {out['ema_rampup']!r}")
         out["ema_rampup"] = float(out["ema_rampup"])
-    if out["precision"] not in accel.PRECISIONS:  # the device is checked by the Trainer
-        raise InputError(f"{CFG_KEY}.precision: must be one of {', '.join(accel.PRECISIONS)}, "
-                         f"got {out['precision']!r}")
+    check_precision(out["precision"], f"{CFG_KEY}.precision")  # the device is checked by the Trainer
     if out["resample"] not in RESAMPLE_IMPLS:
         raise InputError(f"{CFG_KEY}.resample: must be one of {', '.join(RESAMPLE_IMPLS)}, "
                          f"got {out['resample']!r}")

@@ -47,6 +47,7 @@ from ganaug.masks import NUM_LABELS
 
 from . import accel, distributed
 from .data import RealSampler, load_rng_state, real_images, rng_state
+from .settings import as_betas, as_bool, check_precision
 from .snapshots import plain
 
 LABEL_CHANNELS = NUM_LABELS + 1  # one-hot labels + edge map
@@ -333,15 +334,6 @@ COMMON_DEFAULTS = dict(
 )
 
 
-def check_keys(cfg: dict, defaults: dict, cfg_key: str) -> dict:
-    unknown = sorted(set(cfg) - set(defaults))
-    if unknown:
-        raise InputError(f"{cfg_key}.{unknown[0]}: unknown key (known: {', '.join(sorted(defaults))})")
-    out = dict(defaults)
-    out.update(cfg)
-    return out
-
-
 def as_int(out: dict, k: str, cfg_key: str, minimum: int = 1, optional: bool = False) -> None:
     v = out[k]
     if v is None and optional:
@@ -359,20 +351,6 @@ def as_float(out: dict, k: str, cfg_key: str, positive: bool = False) -> None:
     if not number or not math.isfinite(v) or v < 0 or (positive and v == 0):
         raise InputError(f"{cfg_key}.{k}: must be a number {'> 0' if positive else '>= 0'}, got {v!r}")
     out[k] = float(v)
-
-
-def as_bool(out: dict, k: str, cfg_key: str) -> None:
-    if not isinstance(out[k], (bool, np.bool_)):
-        raise InputError(f"{cfg_key}.{k}: must be true or false, got {out[k]!r}")
-    out[k] = bool(out[k])
-
-
-def as_betas(out: dict, k: str, cfg_key: str) -> None:
-    v = out[k]
-    if not isinstance(v, (list, tuple)) or len(v) != 2 or \
-            not all(isinstance(b, (int, float)) and not isinstance(b, bool) and 0 <= b < 1 for b in v):
-        raise InputError(f"{cfg_key}.{k}: must be two numbers in [0, 1), got {v!r}")
-    out[k] = [float(b) for b in v]
 
 
 def as_optional_str(out: dict, k: str, cfg_key: str) -> None:
@@ -403,9 +381,7 @@ def check_common(out: dict, cfg_key: str, min_resolution: int = 16) -> dict:
     if not isinstance(out["cache_dir"], (str, Path)) or not str(out["cache_dir"]):
         raise InputError(f"{cfg_key}.cache_dir: must be a directory path, got {out['cache_dir']!r}")
     out["cache_dir"] = str(out["cache_dir"])
-    if out["precision"] not in accel.PRECISIONS:
-        raise InputError(f"{cfg_key}.precision: must be one of {', '.join(accel.PRECISIONS)}, "
-                         f"got {out['precision']!r}")
+    check_precision(out["precision"], f"{cfg_key}.precision")
     return out
 
 

@@ -4,7 +4,7 @@ import torch
 
 from ganaug.classifier.augment import BatchAugment, normalise_only
 from ganaug.classifier.models import create_classifier
-from ganaug.classifier.predict import features, per_image_loss, predict_proba, tta_params
+from ganaug.classifier.predict import features, per_image_loss, predict_proba, predict_proba_models, tta_params
 from ganaug.io import InputError
 
 
@@ -85,3 +85,21 @@ def test_memmap_images_give_the_same_predictions(model_info, images, tmp_path):
                                predict_proba(model, info, images, "cpu", tta=2, batch_size=5), atol=1e-6)
     np.testing.assert_allclose(features(model, info, mm, "cpu", batch_size=5),
                                features(model, info, images, "cpu", batch_size=5), atol=1e-6)
+
+
+def test_several_models_share_the_augmented_batches_and_equal_one_at_a_time(images):
+    """evaluate's path: three replicates' models (and one of another input size, which gets batches of
+    its own) on one test set give what predict_proba gives each alone, with and without TTA."""
+    models = []
+    for seed, size in ((1, 16), (2, 16), (3, 12), (4, 16)):
+        torch.manual_seed(seed)
+        models.append(create_classifier("timm:test_resnet", channels=[8, 16, 16, 24], stem_width=8))
+        models[-1][1].input_size = size
+    for tta in (3, 0):
+        together = predict_proba_models(models, images, "cpu", tta=tta, seed=5, batch_size=7)
+        assert len(together) == len(models)
+        for (model, info), p in zip(models, together):
+            alone = predict_proba(model, info, images, "cpu", tta=tta, seed=5, batch_size=7)
+            np.testing.assert_array_equal(p, alone)
+        # each model's own weights: the four predictions differ
+        assert len({p.tobytes() for p in together}) == len(models)

@@ -44,7 +44,6 @@ def tta_params(augment: BatchAugment, n_images: int, tta: int, seed: int) -> dic
     return {k: v.view(n_images, tta, *v.shape[1:]) for k, v in p.items()}
 
 
-@torch.no_grad()
 def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int = 0, augment_cfg=None,
                   seed: int = 0, batch_size: int = 256, precision: str | None = None,
                   channels_last: bool = True, params: dict | None = None) -> np.ndarray:
@@ -53,31 +52,52 @@ def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int =
     given to fix the augmentations explicitly."""
     if tta <= 0:
         return probabilities(logits(model, info, images, device, batch_size, precision, channels_last))
+    return predict_proba_models([(model, info)], images, device, tta, augment_cfg, seed, batch_size, precision,
+                                channels_last, params)[0]
+
+
+@torch.no_grad()
+def predict_proba_models(models: list, images: np.ndarray, device, tta: int, augment_cfg=None, seed: int = 0,
+                         batch_size: int = 256, precision: str | None = None, channels_last: bool = True,
+                         params: dict | None = None) -> list[np.ndarray]:
+    """predict_proba (tta > 0) of several (model, info) pairs on the same images: each batch of augmented
+    replicas is made once and goes through every model whose input it fits (the replicates of an
+    experiment share mean, std and input size), so the augmentation, a large part of TTA on small
+    models, is not repeated per model. Equal to predict_proba of each model alone (tta = 0 too)."""
+    if tta <= 0:
+        return [probabilities(logits(m, info, images, device, batch_size, precision, channels_last))
+                for m, info in models]
     _check_images(images)
     device = torch.device(device)
-    precision = inference_precision(precision or info.precision, device)
-    _prepare(model, device, channels_last)
+    groups: dict = {}  # models that can share one augmented batch
+    for i, (model, info) in enumerate(models):
+        _prepare(model, device, channels_last)
+        key = (tuple(info.mean), tuple(info.std), int(info.input_size))
+        groups.setdefault(key, []).append(i)
     n = images.shape[0]
     store = ImageStore(images, device)
-    augment = BatchAugment(augment_cfg, info.mean, info.std, info.input_size)
-    if params is None:
-        params = tta_params(augment, n, tta, seed)
-    params = {k: to_device(v, device) for k, v in params.items()}
-    out = torch.empty(n, dtype=torch.float64, device=device)
     per = max(1, batch_size // tta)  # images per forward pass
-    for s in range(0, n, per):
-        e = min(s + per, n)
-        x = store.slice(s, e)  # (b, H, W, 3)
-        b = e - s
-        x = x.repeat_interleave(tta, dim=0)  # image-major: rows i*tta .. i*tta+tta-1 are image i
-        p = {k: v[s:e].reshape(b * tta, *v.shape[2:]) for k, v in params.items()}
-        xa = augment.apply(x, p)
-        if channels_last:
-            xa = xa.contiguous(memory_format=torch.channels_last)
-        with autocast(device, precision):
-            out_b = model(xa).float()
-        out[s:e] = torch.softmax(out_b, 1)[:, 1].double().view(b, tta).mean(1)
-    return out.cpu().numpy()
+    results: list = [None] * len(models)
+    for (mean, std, size), members in groups.items():
+        augment = BatchAugment(augment_cfg, mean, std, size)
+        p_all = tta_params(augment, n, tta, seed) if params is None else params
+        p_all = {k: to_device(v, device) for k, v in p_all.items()}
+        outs = {i: torch.empty(n, dtype=torch.float64, device=device) for i in members}
+        precisions = {i: inference_precision(precision or models[i][1].precision, device) for i in members}
+        for s in range(0, n, per):
+            e = min(s + per, n)
+            b = e - s
+            x = store.slice(s, e).repeat_interleave(tta, dim=0)  # image-major: rows i*tta.. are image i
+            xa = augment.apply(x, {k: v[s:e].reshape(b * tta, *v.shape[2:]) for k, v in p_all.items()})
+            if channels_last:
+                xa = xa.contiguous(memory_format=torch.channels_last)
+            for i in members:
+                with autocast(device, precisions[i]):
+                    out_b = models[i][0](xa).float()
+                outs[i][s:e] = torch.softmax(out_b, 1)[:, 1].double().view(b, tta).mean(1)
+        for i in members:
+            results[i] = outs[i].cpu().numpy()
+    return results
 
 
 _FLUSH_BATCHES = 32  # outputs move to the host every this many batches (bounded device memory)

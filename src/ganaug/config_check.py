@@ -99,7 +99,7 @@ def _check_fid(fid_cfg, workdir: Path) -> list[str]:
 
 def _check_gans(config: dict, experiments: dict, workdir: Path) -> list[str]:
     """Every GAN the design uses is implemented and its settings resolve (unknown keys, bad values)."""
-    from ganaug.gans import conditioning, expand_gan, gan_module, is_external
+    from ganaug.gans import conditioning, expand_gan, gan_settings, is_external
 
     gans = config.get("gans") or {}
     used = {g for e in experiments.values() for g in expand_gan(e.gan)}
@@ -108,7 +108,7 @@ def _check_gans(config: dict, experiments: dict, workdir: Path) -> list[str]:
         if is_external(gan, gans):  # checked by _check_generators
             continue
         try:
-            gan_module(gan).resolve_config(dict(config.get("gans", {}).get(gan) or {}))
+            gan_settings(gan).resolve_config(dict(config.get("gans", {}).get(gan) or {}))
         except InputError as e:
             problems.append(str(e) if str(e).startswith("gans.") else f"gans.{gan}: {e}")
     translators = sorted(g for g in used if conditioning(g, gans) == "mask")

@@ -209,3 +209,14 @@ def test_package_names_load_on_first_use():
         assert getattr(classifier, name) is not None, name
     with pytest.raises(AttributeError):
         classifier.no_such_name  # noqa: B018
+
+
+def test_timm_name_missed_by_the_source_reading_is_asked_of_timm(monkeypatch):
+    """A timm whose source declares a model otherwise than timm_model_names reads: the name is still
+    accepted (timm confirms it), and an unknown one still refused."""
+    from ganaug.classifier import names
+
+    monkeypatch.setattr(names, "timm_model_names", lambda: frozenset({"some_other_model"}))
+    assert names.validate_model_name("timm:resnet10t") == "timm:resnet10t"
+    with pytest.raises(InputError, match="unknown timm model 'no_such_model_xyz'"):
+        names.validate_model_name("timm:no_such_model_xyz")

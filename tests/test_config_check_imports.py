@@ -42,13 +42,14 @@ def test_dry_run_main_process_imports_no_torch(tmp_path):
 
 def test_paper_config_checks_import_no_torch():
     """The paper's config (pretrainedmodels:inceptionv4, the four GANs at their published settings) and the
-    errors the checks report: no heavy import either way."""
+    errors the checks report: no heavy import either way (but an unknown timm name, which timm itself
+    confirms: classifier.names.timm_is_model)."""
     code = (
         "import sys, yaml\n"
         "from ganaug.config_check import ConfigError, check_config\n"
         f"cfg = yaml.safe_load(open({str(REPO / 'config/paper.yaml')!r}))\n"
         "check_config(cfg)\n"
-        "cfg['classifier']['model'] = 'timm:no_such_model_xyz'\n"
+        "cfg['classifier']['model'] = 'pretrainedmodels:no_such_model_xyz'\n"
         "cfg['gans']['stylegan2']['no_such_key'] = 1\n"
         "try:\n"
         "    check_config(cfg)\n"
@@ -58,6 +59,6 @@ def test_paper_config_checks_import_no_torch():
     )
     run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert run.returncode == 0, run.stderr[-3000:]
-    assert "classifier.model: unknown timm model 'no_such_model_xyz'" in run.stdout
+    assert "classifier.model: unknown pretrainedmodels model 'no_such_model_xyz'" in run.stdout
     assert "gans.stylegan2.no_such_key: unknown key" in run.stdout
     assert run.stdout.strip().endswith("heavy:")

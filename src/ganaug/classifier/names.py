@@ -55,8 +55,8 @@ def validate_model_name(name, check_exists: bool = True, key: str = CONFIG_KEY) 
     """Check a config's model name without building the model; returns it.
 
     pretrainedmodels and ganaug names are checked against static lists, timm names (when ``check_exists``)
-    against the installed timm's registry as its source declares it (timm_is_model); with
-    ``check_exists=False`` only the form is checked.
+    against the installed timm's registry as its source declares it (timm_is_model: timm is imported only to
+    confirm a name not found there); with ``check_exists=False`` only the form is checked.
     """
     prefix, model = parse_model_name(name, key)
     if prefix == "pretrainedmodels":
@@ -71,14 +71,15 @@ def validate_model_name(name, check_exists: bool = True, key: str = CONFIG_KEY) 
 
 
 def timm_is_model(model: str) -> bool:
-    """``timm.is_model(model)`` (a pretrained tag after '.' ignored), read from timm's source when it can be;
-    else (a timm laid out otherwise) by importing timm."""
+    """``timm.is_model(model)`` (a pretrained tag after '.' ignored): a name found in timm's source is
+    accepted without importing timm; any other is asked of timm itself (importing it, about 4 s with
+    torch), so a timm laid out otherwise than timm_model_names reads never has a valid name refused."""
     names = timm_model_names()
-    if names is None:
-        import timm
+    if names is not None and model.split(".", 1)[0] in names:
+        return True
+    import timm
 
-        return timm.is_model(model)
-    return model.split(".", 1)[0] in names
+    return timm.is_model(model)
 
 
 # timm registers a model by decorating its entry point, and an old name by a deprecation map

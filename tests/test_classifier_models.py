@@ -176,3 +176,47 @@ def test_builtin_resnet_sees_the_image_centre_from_the_start():
     centre = x.clone()
     centre[:, :, 12:20, 12:20] += 1.0
     assert (model.features(centre) - model.features(x)).abs().max() > 1e-3
+
+
+def test_timm_names_read_from_source_match_the_registry():
+    """The config check reads timm's model names from its source (no torch import): the same set as the
+    registry that timm.is_model consults once imported (current and deprecated names)."""
+    import timm
+    from timm.models import get_deprecated_models
+
+    from ganaug.classifier.names import timm_is_model, timm_model_names
+
+    assert timm_model_names() == set(timm.list_models()) | set(get_deprecated_models())
+    for name in ("resnet10t", "resnet50.a1_in1k", "no_such_model_xyz", "resnet50.", "test_resnet"):
+        assert timm_is_model(name) == timm.is_model(name), name
+
+
+def test_native_names_are_the_built_in_networks():
+    from ganaug.classifier.names import NATIVE_NAMES
+    from ganaug.classifier.resnet import MODELS
+
+    assert NATIVE_NAMES == tuple(MODELS)
+    assert validate_model_name("ganaug:resnet") == "ganaug:resnet"
+    with pytest.raises(InputError, match="unknown ganaug model 'vgg'"):
+        validate_model_name("ganaug:vgg")
+
+
+def test_package_names_load_on_first_use():
+    """ganaug.classifier loads its modules lazily; every exported name resolves."""
+    import ganaug.classifier as classifier
+
+    for name in classifier.__all__:
+        assert getattr(classifier, name) is not None, name
+    with pytest.raises(AttributeError):
+        classifier.no_such_name  # noqa: B018
+
+
+def test_timm_name_missed_by_the_source_reading_is_asked_of_timm(monkeypatch):
+    """A timm whose source declares a model otherwise than timm_model_names reads: the name is still
+    accepted (timm confirms it), and an unknown one still refused."""
+    from ganaug.classifier import names
+
+    monkeypatch.setattr(names, "timm_model_names", lambda: frozenset({"some_other_model"}))
+    assert names.validate_model_name("timm:resnet10t") == "timm:resnet10t"
+    with pytest.raises(InputError, match="unknown timm model 'no_such_model_xyz'"):
+        names.validate_model_name("timm:no_such_model_xyz")

@@ -216,9 +216,11 @@ def test_edited_comments_and_docstrings_re_run_nothing(study, tmp_path, edited_s
     assert counts == {}, reasons(out)
 
 
-def test_edited_gan_code_re_runs_that_gan_only(study, tmp_path, edited_src):
-    """gans/pgan.py changes: as a change of PGAN's config (the same jobs)."""
-    src = edited_src("gans/pgan.py", "EDITED = True")
+@pytest.mark.parametrize("module", ["gans/pgan.py", "gans/settings/pgan.py"])
+def test_edited_gan_code_re_runs_that_gan_only(study, tmp_path, edited_src, module):
+    """gans/pgan.py or its settings (gans/settings/pgan.py) change: as a change of PGAN's config (the same
+    jobs)."""
+    src = edited_src(module, "EDITED = True")
     counts, out = scheduled(study, TINY, tmp_path, src=src)
     assert counts == {
         "train_gan": 1, "select_checkpoint": 1, "generate_pool": 1, "hash_pool": 1, "score_pool": 1,

@@ -18,8 +18,10 @@ class ConfigError(InputError):
 def check_config(config: dict, workdir: Path | str = ".", deep: bool = True) -> dict:
     """Validate cross-references, names and paths; return the experiment table {id: Experiment}.
 
-    deep=False skips the checks that import torch / timm (model names, GAN settings): a cluster job
-    loads the workflow again only to run one job of a configuration already checked at submission."""
+    deep=False skips the checks a cluster job need not repeat (model names, GAN settings, external pools'
+    listings): it loads the workflow again only to run one job of a configuration already checked at
+    submission. None of the checks imports torch or timm (about 2 s of CPU each, in every Snakemake
+    invocation): tests/test_config_check_imports.py."""
     from ganaug.design import build_experiments
 
     workdir = Path(workdir)
@@ -58,7 +60,7 @@ def check_config(config: dict, workdir: Path | str = ".", deep: bool = True) -> 
     for key in ("classifier", "ancillary") if deep else ():
         model = config.get(key, {}).get("model")
         if model is not None:
-            from ganaug.classifier.models import validate_model_name
+            from ganaug.classifier.names import validate_model_name
 
             try:
                 validate_model_name(model, key=f"{key}.model")
@@ -99,7 +101,7 @@ def _check_fid(fid_cfg, workdir: Path) -> list[str]:
 
 def _check_gans(config: dict, experiments: dict, workdir: Path) -> list[str]:
     """Every GAN the design uses is implemented and its settings resolve (unknown keys, bad values)."""
-    from ganaug.gans import conditioning, expand_gan, gan_module, is_external
+    from ganaug.gans import conditioning, expand_gan, gan_settings, is_external
 
     gans = config.get("gans") or {}
     used = {g for e in experiments.values() for g in expand_gan(e.gan)}
@@ -108,7 +110,7 @@ def _check_gans(config: dict, experiments: dict, workdir: Path) -> list[str]:
         if is_external(gan, gans):  # checked by _check_generators
             continue
         try:
-            gan_module(gan).resolve_config(dict(config.get("gans", {}).get(gan) or {}))
+            gan_settings(gan).resolve_config(dict(config.get("gans", {}).get(gan) or {}))
         except InputError as e:
             problems.append(str(e) if str(e).startswith("gans.") else f"gans.{gan}: {e}")
     translators = sorted(g for g in used if conditioning(g, gans) == "mask")

@@ -18,7 +18,7 @@ from ganaug.gans import abbreviation, conditioning, configured_generators, expan
 
 validate(config, "../schemas/config.schema.yaml")
 try:
-    # a cluster job re-loads the workflow to run one job: the checks that import torch ran at submission
+    # a cluster job re-loads the workflow to run one job: the deep checks ran at submission
     EXPERIMENTS = check_config(config, workdir=Path.cwd(), deep=workflow.is_main_process)
 except ConfigError as e:
     raise ValueError(f"invalid configuration: {e}") from None
@@ -122,18 +122,20 @@ def gan_masks(wildcards):
 
 # library code of each GAN beyond the shared loop, for code_version
 GAN_CODE = {
-    "stylegan2": ("gans/stylegan2", "gans/layers", "gans/augment"),
-    "pgan": ("gans/pgan", "gans/layers"),
-    "pix2pixhd": ("gans/pix2pixhd", "gans/translation", "masks", "weights"),
-    "spade": ("gans/spade", "gans/translation", "masks", "weights"),
-    "diffusion": ("gans/diffusion", "gans/diffusion_unet"),
+    "stylegan2": ("gans/stylegan2", "gans/settings/stylegan2", "gans/layers", "gans/augment"),
+    "pgan": ("gans/pgan", "gans/settings/pgan", "gans/layers"),
+    "pix2pixhd": ("gans/pix2pixhd", "gans/settings/pix2pixhd", "gans/translation", "gans/settings/translation",
+                  "masks", "weights"),
+    "spade": ("gans/spade", "gans/settings/spade", "gans/translation", "gans/settings/translation", "masks",
+              "weights"),
+    "diffusion": ("gans/diffusion", "gans/settings/diffusion", "gans/diffusion_unet"),
 }
 
 
 def gan_code(*modules):
     """code_version of a GAN's own modules + the shared GAN code + `modules`, as a params function."""
     shared = ("gans/__init__", "gans/training", "gans/snapshots", "gans/data", "gans/distributed", "gans/launch",
-              "gans/accel", "gans/settings")
+              "gans/accel", "gans/settings/__init__")
     return lambda w: code_version(*shared, *GAN_CODE[w.gan], *modules)
 
 

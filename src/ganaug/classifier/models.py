@@ -6,7 +6,7 @@ Every model is wrapped in :class:`Classifier`, which gives a uniform interface:
 Inputs are float NCHW tensors already normalised with ``ModelInfo.mean/std`` (see classifier.augment).
 
 timm and pretrainedmodels are imported lazily (importing timm costs ~2 s of CPU), so importing this
-module is cheap.
+module is cheap. A config's names are checked by classifier.names, which imports no torch at all.
 """
 
 from __future__ import annotations
@@ -20,29 +20,18 @@ import torch
 from torch import nn
 
 from ..io import InputError
+# the names a config may give, checked without torch (re-exported: importers of this module use them)
+from .names import (  # noqa: F401
+    CONFIG_KEY,
+    HOW_TO_LIST,
+    PREFIXES,
+    PRETRAINEDMODELS_NAMES,
+    parse_model_name,
+    validate_model_name,
+)
 from .resnet import MODELS as NATIVE_MODELS
 
-CONFIG_KEY = "classifier.model"
 IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)  # timm's defaults too
-PREFIXES = ("timm", "pretrainedmodels", "ganaug")
-
-# The model names of pretrainedmodels 0.7.4 (the last release; the package is frozen). Kept here so a
-# config can be validated without importing the package (which imports torchvision, ~2 s).
-PRETRAINEDMODELS_NAMES = (
-    "fbresnet152", "bninception", "resnext101_32x4d", "resnext101_64x4d", "inceptionv4",
-    "inceptionresnetv2", "alexnet", "densenet121", "densenet169", "densenet201", "densenet161",
-    "resnet18", "resnet34", "resnet50", "resnet101", "resnet152", "inceptionv3", "squeezenet1_0",
-    "squeezenet1_1", "vgg11", "vgg11_bn", "vgg13", "vgg13_bn", "vgg16", "vgg16_bn", "vgg19_bn", "vgg19",
-    "nasnetamobile", "nasnetalarge", "dpn68", "dpn68b", "dpn92", "dpn98", "dpn131", "dpn107", "xception",
-    "senet154", "se_resnet50", "se_resnet101", "se_resnet152", "se_resnext50_32x4d",
-    "se_resnext101_32x4d", "cafferesnet101", "pnasnet5large", "polynet",
-)
-
-HOW_TO_LIST = (
-    "use 'timm:<name>' (list names with: python -c \"import timm; print(timm.list_models())\") or "
-    "'pretrainedmodels:<name>' (one of: " + ", ".join(PRETRAINEDMODELS_NAMES) + ") or "
-    "'ganaug:<name>' (one of: " + ", ".join(NATIVE_MODELS) + ")"
-)
 
 
 @dataclass
@@ -102,39 +91,6 @@ class Classifier(nn.Module):
         if self.kind == "timm":
             return self.net(x.flip(1) if self.bgr else x)
         return self.head(self.features(x))
-
-
-def parse_model_name(name, key: str = CONFIG_KEY) -> tuple[str, str]:
-    """'timm:resnet10t' -> ('timm', 'resnet10t'); a malformed name raises InputError naming `key`."""
-    if not isinstance(name, str) or ":" not in name:
-        raise InputError(f"{key}: '{name}' is not of the form '<library>:<model>'; {HOW_TO_LIST}")
-    prefix, model = name.split(":", 1)
-    if prefix not in PREFIXES or not model:
-        raise InputError(
-            f"{key}: unknown model library '{prefix}' in '{name}' (known: {', '.join(PREFIXES)}); "
-            f"{HOW_TO_LIST}")
-    return prefix, model
-
-
-def validate_model_name(name, check_exists: bool = True, key: str = CONFIG_KEY) -> str:
-    """Check a config's model name without building the model; returns it.
-
-    pretrainedmodels names are checked against a static list (no import). timm names need
-    ``import timm`` (~2 s) when ``check_exists``; with ``check_exists=False`` only the form is checked.
-    """
-    prefix, model = parse_model_name(name, key)
-    if prefix == "pretrainedmodels":
-        if model not in PRETRAINEDMODELS_NAMES:
-            raise InputError(f"{key}: unknown pretrainedmodels model '{model}'; {HOW_TO_LIST}")
-    elif prefix == "ganaug":
-        if model not in NATIVE_MODELS:
-            raise InputError(f"{key}: unknown ganaug model '{model}'; {HOW_TO_LIST}")
-    elif check_exists:
-        import timm
-
-        if not timm.is_model(model):
-            raise InputError(f"{key}: unknown timm model '{model}'; {HOW_TO_LIST}")
-    return name
 
 
 def _tuplify(v):

@@ -2,8 +2,9 @@
 config declares (``gans.<name>``), with their label abbreviations and conditioning.
 
 Each built-in generator lives in its own module (ganaug.gans.<name>) with the protocol described in
-ganaug.gans.training; `gan_module(name)` imports it on demand. A config entry with ``kind: external`` is a
-pool of synthetic images the user already has (ganaug.external): no training, no checkpoint choice.
+ganaug.gans.training; `gan_module(name)` imports it on demand, `gan_settings(name)` only its settings
+(ganaug.gans.settings.<name>, no torch). A config entry with ``kind: external`` is a pool of synthetic images
+the user already has (ganaug.external): no training, no checkpoint choice.
 """
 
 from __future__ import annotations
@@ -40,6 +41,11 @@ def require_implemented(name: str, key: str = "gan") -> str:
 def gan_module(name: str):
     """The module implementing GAN `name`."""
     return importlib.import_module(f"ganaug.gans.{require_implemented(name)}")
+
+
+def gan_settings(name: str):
+    """The module of GAN `name`'s settings (DEFAULTS, resolve_config): gan_module(name) without torch."""
+    return importlib.import_module(f"ganaug.gans.settings.{require_implemented(name)}")
 
 
 def gan_of_format(fmt) -> str | None:

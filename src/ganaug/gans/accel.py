@@ -13,14 +13,7 @@ import torch
 
 from ganaug.io import InputError
 
-PRECISIONS = ("auto", "fp32", "bf16")
-
-
-def check_precision(value, key: str = "precision") -> str:
-    """A precision setting (auto, fp32, bf16) as written in a config, before a device is known."""
-    if value not in PRECISIONS:
-        raise InputError(f"{key}: must be one of {', '.join(PRECISIONS)}, got {value!r}")
-    return value
+from .settings import PRECISIONS, check_precision  # noqa: F401 (re-exported; the config check needs no torch)
 
 
 def resolve_precision(value, device, key: str = "precision") -> str:

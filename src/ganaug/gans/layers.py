@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .settings import RESAMPLE_IMPLS
+
 SQRT2 = math.sqrt(2.0)
 
 
@@ -51,8 +53,7 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 #     zero-padded by one first and the two outer outputs on each side (the only ones that read the
 #     clamp) are cropped.
 # "auto" is native on CUDA and depthwise elsewhere (measured on CPU; see dev/sg2_step_bench.py).
-
-RESAMPLE_IMPLS = ("auto", "depthwise", "native")
+# RESAMPLE_IMPLS lives with the settings' checks (ganaug.gans.settings, no torch).
 
 
 def fir_filter(taps=(1, 3, 3, 1), device=None) -> torch.Tensor:

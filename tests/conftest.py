@@ -1,7 +1,26 @@
-"""Shared test setup."""
+"""Shared test setup, and how pytest-xdist (`-n`, on in pyproject.toml) shares the tests out: a file's tests
+stay together (its module fixtures are built once), and the files that use the session's tiny study (built
+in about 2 minutes) go to one worker, so that only one worker builds it."""
+
+from pathlib import Path
 
 import pytest
 import torch
+
+# the test modules that use the `tiny_study` fixture (tests/test_conftest.py keeps this list complete)
+TINY_STUDY_MODULES = ("test_interrupt.py", "test_reruns.py", "test_workflow.py")
+
+
+def pytest_xdist_make_scheduler(config, log):
+    """pytest-xdist's scheduler by file, with the tiny study's modules as one unit."""
+    from xdist.scheduler import LoadScopeScheduling
+
+    class ByFileTinyStudyTogether(LoadScopeScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            file = nodeid.split("::", 1)[0]
+            return "tiny_study" if Path(file).name in TINY_STUDY_MODULES else file
+
+    return ByFileTinyStudyTogether(config, log)
 
 
 @pytest.fixture(autouse=True)

@@ -296,6 +296,27 @@ def test_resampling_implementations_equal_the_reference(channels_last):
         upsample2x(x, f, "fast")
 
 
+def test_fir_double_backward_never_differentiates_the_filter():
+    """The depthwise FIR kernels' backward is the adjoint filtering (layers._FirConv), so R1 / path length
+    differentiate it as one more filtering: no convolution double backward, which would also compute the
+    gradient of the constant filter, one channel group at a time."""
+    from ganaug.gans.layers import blur
+
+    f = fir_filter()
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    for fn in (lambda a: upsample2x(a, f, "depthwise"), lambda a: downsample2x(a, f, "depthwise"),
+               lambda a: blur(a, f, (2, 2), impl="depthwise"), lambda a: blur(a, f, (2, 1), impl="depthwise")):
+        (g,) = torch.autograd.grad(fn(x).square().sum(), x, create_graph=True)
+        seen, todo = set(), [g.grad_fn]
+        while todo:
+            node = todo.pop()
+            if node is not None and node not in seen:
+                seen.add(node)
+                todo.extend(n for n, _ in node.next_functions)
+        names = {type(n).__name__ for n in seen}
+        assert "_FirConvBackward" in names and not any(n.startswith("Convolution") for n in names), names
+
+
 def test_auto_resampling_is_depthwise_on_cpu(monkeypatch):
     """"auto" picks the depthwise kernels on the CPU (faster there, measured) and the native ones on CUDA."""
     calls = []

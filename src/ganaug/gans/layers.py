@@ -38,8 +38,9 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 # --------------------------------------------------------------------------------------------- FIR
 #
 # Two implementations of the same [1,3,3,1] resampling, chosen per call by `impl`:
-# - "depthwise": the filter as a depthwise conv2d / conv_transpose2d (groups=C). Fastest on CPU in
-#   channels_last (oneDNN); the reference the other is tested against.
+# - "depthwise": the filter as a depthwise conv2d / conv_transpose2d (groups=C), with its own backward
+#   (_FirConv) for a cheap double backward. Fastest on CPU in channels_last (oneDNN); the reference the
+#   other is tested against.
 # - "native": the filter expressed through PyTorch's own resampling kernels, no grouped convs:
 #   * [1,3,3,1]/8 = [1,1]/2 * [1,1]/2 * [1,1]/2 (1 2 1 -> 1 3 3 1), so the 2-D blur is three chained
 #     stride-1 2x2 avg_pool2d of the zero-padded input (avg_pool2d's 1/4 per step: 1/64 = 1/sum(f)).
@@ -74,6 +75,43 @@ def _depthwise(f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return f.to(x.dtype)[None, None].expand(x.shape[1], 1, *f.shape)
 
 
+class _FirConv(torch.autograd.Function):
+    """Depthwise conv2d / conv_transpose2d with a constant filter whose backward is again a _FirConv (the
+    adjoint filtering), so it can be differentiated again at the cost of one more filtering.
+
+    Same values and gradients as F.conv2d / F.conv_transpose2d with groups=C. Why: PyTorch's double
+    backward of a grouped convolution also computes the gradient of the (constant) filter, one group at a
+    time with copies of the activations; in R1 and the path-length penalty that was three times the cost
+    of the filtering itself."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride: int, padding: int, transposed: bool, output_padding=0):
+        ctx.save_for_backward(weight)
+        ctx.geometry = (stride, padding, transposed, x.shape[-2:])
+        # under autocast the backward runs in the forward's precision (the engine does not re-enter it)
+        ctx.autocast = torch.is_autocast_enabled(x.device.type), torch.get_autocast_dtype(x.device.type)
+        if transposed:
+            return F.conv_transpose2d(x, weight, stride=stride, padding=padding, output_padding=output_padding,
+                                      groups=x.shape[1])
+        return F.conv2d(x, weight, stride=stride, padding=padding, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weight,) = ctx.saved_tensors
+        stride, padding, transposed, (h, w) = ctx.geometry
+        enabled, dtype = ctx.autocast
+        with torch.autocast(grad.device.type, dtype=dtype, enabled=enabled):
+            if transposed:  # adjoint of a transposed conv: the conv
+                gx = _FirConv.apply(grad, weight, stride, padding, False)
+            elif stride == 1:  # adjoint of a stride-1 correlation: correlation with the flipped filter
+                gx = _FirConv.apply(grad, weight.flip([2, 3]), 1, weight.shape[-1] - 1 - padding, False)
+            else:  # adjoint of a strided conv: the transposed conv, sized back to the input
+                k = weight.shape[-1]
+                out_pad = tuple(n - ((m - 1) * stride - 2 * padding + k) for n, m in zip((h, w), grad.shape[-2:]))
+                gx = _FirConv.apply(grad, weight, stride, padding, True, out_pad)
+        return gx, None, None, None, None, None
+
+
 def _pool121(x: torch.Tensor) -> torch.Tensor:
     """[1,2,1]/4 per axis (two stride-1 2x2 mean pools): H -> H - 2."""
     return F.avg_pool2d(F.avg_pool2d(x, 2, 1), 2, 1)
@@ -87,9 +125,9 @@ def blur(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: float = 1
         y = F.avg_pool2d(_pool121(F.pad(x, [pad[0], pad[1], pad[0], pad[1]])), 2, 1)
         return y * gain if gain != 1.0 else y
     if pad[0] == pad[1]:  # the conv pads by itself: no padded copy
-        return F.conv2d(x, _depthwise(f * gain, x), padding=pad[0], groups=x.shape[1])
+        return _FirConv.apply(x, _depthwise(f * gain, x), 1, pad[0], False)
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    return F.conv2d(x, _depthwise(f * gain, x), groups=x.shape[1])
+    return _FirConv.apply(x, _depthwise(f * gain, x), 1, 0, False)
 
 
 def upsample2x(x: torch.Tensor, f: torch.Tensor, impl: str = "auto") -> torch.Tensor:
@@ -99,14 +137,14 @@ def upsample2x(x: torch.Tensor, f: torch.Tensor, impl: str = "auto") -> torch.Te
         return y[:, :, 2:-2, 2:-2]
     # conv_transpose2d(stride 2) == insert zeros, pad k-1-p = 2 per side, correlate with the (symmetric)
     # filter: the same alignment as upfirdn2d(up=2, pad=(2, 1)) of the reference formulation.
-    return F.conv_transpose2d(x, _depthwise(f * 4.0, x), stride=2, padding=1, groups=x.shape[1])
+    return _FirConv.apply(x, _depthwise(f * 4.0, x), 2, 1, True)
 
 
 def downsample2x(x: torch.Tensor, f: torch.Tensor, impl: str = "auto") -> torch.Tensor:
     """2x down-sampling: the filter (zero padding 1), then every second sample. H -> H/2."""
     if _native(x, impl):
         return F.avg_pool2d(_pool121(F.pad(x, [1, 1, 1, 1])), 2, 2)
-    return F.conv2d(x, _depthwise(f, x), stride=2, padding=1, groups=x.shape[1])
+    return _FirConv.apply(x, _depthwise(f, x), 2, 1, False)
 
 
 def set_resample(module: nn.Module, impl: str) -> None:

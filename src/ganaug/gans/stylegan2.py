@@ -500,7 +500,8 @@ class Trainer(ClassConditionalBatches):
 
     def run_D(self, img, c):
         if self.ada is not None and self.ada.p > 0:
-            img = augment(img, self.ada.p, self.dist.draws(self.gen))  # this rank's rows only
+            with torch.profiler.record_function("ADA augment"):
+                img = augment(img, self.ada.p, self.dist.draws(self.gen))  # this rank's rows only
         return self.D(img, c).float()
 
     def autocast(self):
@@ -515,86 +516,97 @@ class Trainer(ClassConditionalBatches):
         cfg, B = self.cfg, self.B
         G, D = self.G, self.D
         real, real_c = self.real_batch()
+        phase = torch.profiler.record_function  # labels for dev/sg2_profile.py (free without a profiler)
 
         # G main: non-saturating logistic loss
-        G.requires_grad_(True)
-        D.requires_grad_(False)
-        self.G_opt.zero_grad(set_to_none=True)
-        z, c = self.fake_inputs(B)
-        with self.autocast():
-            img, _ = self.run_G(z, c)
-            logits = self.run_D(img, c)
-        loss_G = F.softplus(-logits).mean()
-        loss_G.backward()
-        self.dist.reduce_grads(G)
-        self.G_opt.step()
-        self.add_stat("loss_G", loss_G)
-        self.add_stat("fake_score", logits)
+        with phase("G main"):
+            G.requires_grad_(True)
+            D.requires_grad_(False)
+            self.G_opt.zero_grad(set_to_none=True)
+            z, c = self.fake_inputs(B)
+            with self.autocast():
+                img, _ = self.run_G(z, c)
+                logits = self.run_D(img, c)
+            loss_G = F.softplus(-logits).mean()
+            loss_G.backward()
+            self.dist.reduce_grads(G)
+            self.optimiser_step(self.G_opt)
+            self.add_stat("loss_G", loss_G)
+            self.add_stat("fake_score", logits)
 
         # G reg: path-length, lazily
         if cfg["pl_weight"] > 0 and self.step % cfg["pl_interval"] == 0:
-            self.G_opt.zero_grad(set_to_none=True)
-            n = max(B // cfg["pl_batch_shrink"], 1)
-            z, c = self.fake_inputs(n)
-            with self.autocast():
-                img, ws = self.run_G(z, c)
-            h, w = img.shape[2:]
-            pl_noise = self.dist.randn(self.dist.global_shape(img), self.gen, self.device) / math.sqrt(h * w)
-            with self.full_precision():
-                (grads,) = torch.autograd.grad((img.float() * pl_noise).sum(), ws, create_graph=True)
-                lengths = grads.float().square().sum(2).mean(1).sqrt()
-            pl_mean = self.pl_mean.lerp(self.dist.mean(lengths.mean().detach()), cfg["pl_decay"])
-            self.pl_mean = pl_mean.detach()
-            penalty = (lengths - pl_mean).square()
-            (penalty.mean() * cfg["pl_weight"] * cfg["pl_interval"] + img[:, 0, 0, 0].sum() * 0).backward()
-            self.dist.reduce_grads(G)
-            self.G_opt.step()
-            self.add_stat("pl", penalty)
+            with phase("G path length"):
+                self.G_opt.zero_grad(set_to_none=True)
+                n = max(B // cfg["pl_batch_shrink"], 1)
+                z, c = self.fake_inputs(n)
+                with self.autocast():
+                    img, ws = self.run_G(z, c)
+                h, w = img.shape[2:]
+                pl_noise = self.dist.randn(self.dist.global_shape(img), self.gen, self.device) / math.sqrt(h * w)
+                with self.full_precision():
+                    (grads,) = torch.autograd.grad((img.float() * pl_noise).sum(), ws, create_graph=True)
+                    lengths = grads.float().square().sum(2).mean(1).sqrt()
+                pl_mean = self.pl_mean.lerp(self.dist.mean(lengths.mean().detach()), cfg["pl_decay"])
+                self.pl_mean = pl_mean.detach()
+                penalty = (lengths - pl_mean).square()
+                (penalty.mean() * cfg["pl_weight"] * cfg["pl_interval"] + img[:, 0, 0, 0].sum() * 0).backward()
+                self.dist.reduce_grads(G)
+                self.optimiser_step(self.G_opt)
+                self.add_stat("pl", penalty)
 
         # D main
-        G.requires_grad_(False)
-        D.requires_grad_(True)
-        self.D_opt.zero_grad(set_to_none=True)
-        z, c = self.fake_inputs(B)
-        with self.autocast():
-            with torch.no_grad():
-                img, _ = self.run_G(z, c)
-            fake_logits = self.run_D(img, c)
-            real_logits = self.run_D(real, real_c)
-        loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        loss_D.backward()
-        self.dist.reduce_grads(D)
-        self.D_opt.step()
-        self.add_stat("loss_D", loss_D)
-        self.add_stat("real_score", real_logits)
-        if self.ada is not None:
-            self.ada.accumulate(real_logits, self.dist.sum, self.dist.world)  # stays on the device
+        with phase("D main"):
+            G.requires_grad_(False)
+            D.requires_grad_(True)
+            self.D_opt.zero_grad(set_to_none=True)
+            z, c = self.fake_inputs(B)
+            with self.autocast():
+                with torch.no_grad():
+                    img, _ = self.run_G(z, c)
+                fake_logits = self.run_D(img, c)
+                real_logits = self.run_D(real, real_c)
+            loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+            loss_D.backward()
+            self.dist.reduce_grads(D)
+            self.optimiser_step(self.D_opt)
+            self.add_stat("loss_D", loss_D)
+            self.add_stat("real_score", real_logits)
+            if self.ada is not None:
+                self.ada.accumulate(real_logits, self.dist.sum, self.dist.world)  # stays on the device
 
         # D reg: R1 on reals, lazily
         if cfg["r1_gamma"] > 0 and self.step % cfg["r1_interval"] == 0:
-            self.D_opt.zero_grad(set_to_none=True)
-            x = real.detach().requires_grad_(True)
-            with self.autocast():
-                logits = self.run_D(x, real_c)
-            with self.full_precision():
-                (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-                penalty = grads.float().square().sum(dim=[1, 2, 3])
-            (penalty.mean() * (cfg["r1_gamma"] / 2) * cfg["r1_interval"] + logits.sum() * 0).backward()
-            self.dist.reduce_grads(D)
-            self.D_opt.step()
-            self.add_stat("r1", penalty)
+            with phase("D R1"):
+                self.D_opt.zero_grad(set_to_none=True)
+                x = real.detach().requires_grad_(True)
+                with self.autocast():
+                    logits = self.run_D(x, real_c)
+                with self.full_precision():
+                    (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+                    penalty = grads.float().square().sum(dim=[1, 2, 3])
+                (penalty.mean() * (cfg["r1_gamma"] / 2) * cfg["r1_interval"] + logits.sum() * 0).backward()
+                self.dist.reduce_grads(D)
+                self.optimiser_step(self.D_opt)
+                self.add_stat("r1", penalty)
 
         # G EMA
-        ema_nimg = cfg["ema_kimg"] * 1000
-        if cfg["ema_rampup"] is not None:
-            ema_nimg = min(ema_nimg, self.cur_nimg * cfg["ema_rampup"])
-        beta = 0.5 ** (B / max(ema_nimg, 1e-8))
-        accel.ema_update(self.G_ema, G, beta)
+        with phase("G EMA"):
+            ema_nimg = cfg["ema_kimg"] * 1000
+            if cfg["ema_rampup"] is not None:
+                ema_nimg = min(ema_nimg, self.cur_nimg * cfg["ema_rampup"])
+            beta = 0.5 ** (B / max(ema_nimg, 1e-8))
+            accel.ema_update(self.G_ema, G, beta)
 
         self.cur_nimg += B
         self.step += 1
         if self.ada is not None:
             self.ada.step(B)  # reads the device only at the ADA interval
+
+    @staticmethod
+    def optimiser_step(opt):
+        with torch.profiler.record_function("optimiser"):
+            opt.step()
 
     STAT_KEYS = ("loss_G", "loss_D", "r1", "pl", "real_score", "fake_score")
 

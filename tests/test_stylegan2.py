@@ -124,6 +124,39 @@ def test_modulated_conv_demodulation_and_reference():
     assert mc2(x, w).std() > 1.5 * mc2(x, w * 0).std()
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_modulated_conv_equals_scaled_input_conv(channels_last):
+    """A 1x1 ModulatedConv2d (ToRGB) multiplies by the per-sample modulated weight (one matmul per sample):
+    the same function as the non-fused form (input times styles, shared 1x1 conv, times the demodulation
+    coefficients or the gain, plus `add`), in values, gradients and the double backward of the penalties,
+    in both memory formats."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(3, 6, 5, 5, dtype=torch.double).contiguous(memory_format=fmt)
+    w = torch.randn(3, 8, dtype=torch.double)
+    add = torch.randn(3, 1, 5, 5, dtype=torch.double)
+    for demodulate, gain in ((False, 1.0), (True, 1.7), (False, 0.5)):
+        mc = ModulatedConv2d(6, 4, 1, w_dim=8, demodulate=demodulate).double().to(memory_format=fmt)
+
+        def ref(a):
+            styles = mc.affine(w)
+            weight = mc.weight * mc.weight_gain
+            y = F.conv2d(a * styles[:, :, None, None], weight)
+            if demodulate:
+                y = y * (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()[:, :, None, None]
+            return y * gain + add
+
+        got = _value_grad_gradgrad(lambda a: mc(a, w, out_gain=gain, add=add), x)
+        assert got[0].is_contiguous(memory_format=fmt)
+        for a, b in zip(got, _value_grad_gradgrad(ref, x)):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        # and the gradient reaching w (through the styles) is the same too
+        ga = torch.autograd.grad(mc(x, w.requires_grad_(True), out_gain=gain, add=add).tanh().sum(), w)[0]
+        gb = torch.autograd.grad(ref(x).tanh().sum(), w)[0]
+        w = w.detach()
+        torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-12)
+
+
 def test_fir_resampling():
     f = fir_filter()
     assert f.shape == (4, 4) and f.sum().item() == pytest.approx(1.0)

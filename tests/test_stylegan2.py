@@ -487,6 +487,69 @@ def test_precision_and_speed_switches():
     assert tr.G.synthesis.blocks[1].conv0.conv.resample == "auto"
 
 
+def _compile_unavailable() -> str | None:
+    """Why torch.compile (inductor) cannot run here, or None."""
+    try:
+        torch.compile(lambda t: t * 2 + 1, dynamic=False)(torch.ones(3))
+    except Exception as e:  # e.g. no C++ compiler for inductor's CPU kernels
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return None
+
+
+def test_compiled_main_passes_train_like_eager():
+    """compile: true (torch.compile of the main G and D passes; R1 and path length stay eager) trains as
+    the eager code does, within float tolerance: same losses, same weights after steps with both
+    regularisers and ADA. Tiny networks at 8 px, so that inductor's first compile stays short."""
+    reason = _compile_unavailable()
+    if reason:
+        pytest.skip(f"torch.compile (inductor) does not work in this environment: {reason}")
+    import gan_helpers as gh
+
+    from ganaug.gans import stylegan2
+
+    imgs, labels = gh.class_data(n=16, r=8)
+    tiny = dict(resolution=8, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8, batch=4,
+                pl_weight=2.0, pl_interval=2, r1_interval=2, ada_interval=4)
+    runs = {}
+    for compiled in (False, True):
+        cfg = gh.resolved_cfg(stylegan2, dict(tiny, compile=compiled))
+        tr = stylegan2.Trainer(imgs, labels, None, cfg, seed=0, device=torch.device("cpu"), log=None)
+        tr.ada.p = 0.5
+        for _ in range(3):
+            tr.train_step()
+        runs[compiled] = tr
+    eager, comp = runs[False], runs[True]
+    assert comp.synthesis_main is not comp.G.synthesis and eager.synthesis_main is eager.G.synthesis
+    assert "compiled" in comp.describe()
+    for k, v in eager.stats.items():
+        assert comp.stats[k] == pytest.approx(v, rel=1e-4, abs=1e-5), k
+    for a, b in ((eager.G, comp.G), (eager.D, comp.D), (eager.G_ema, comp.G_ema)):
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-4, msg=k)
+    fresh = stylegan2.Trainer(imgs, labels, None, gh.resolved_cfg(stylegan2, tiny), seed=0,
+                              device=torch.device("cpu"), log=None)
+    key = "synthesis.blocks.1.conv1.conv.weight"
+    assert (fresh.G.state_dict()[key] - comp.G.state_dict()[key]).abs().max() > 1e-3  # the steps did train
+    with pytest.raises(InputError, match=r"gans\.stylegan2\.compile"):
+        stylegan2.resolve_config(dict(compile="yes"))
+
+
+def test_speed_switches_do_not_block_a_resume():
+    """A run may resume with other speed settings (compile, precision, layout, resampling kernels), not with
+    another science setting."""
+    from ganaug.gans import stylegan2
+    from ganaug.gans.snapshots import plain
+    from ganaug.gans.training import _resume_problem
+
+    started = stylegan2.resolve_config(dict(SMALL, compile=False))
+    snap = dict(format=stylegan2.FORMAT, cfg=plain(started), data=dict(n=40), seed=0)
+    args = (40, 0, "out", None)
+    for speed in (dict(compile=True), dict(precision="fp32", channels_last=False, resample="native")):
+        assert _resume_problem("stylegan2", stylegan2, snap, "s.pt", dict(started, **speed), *args) is None
+    problem = _resume_problem("stylegan2", stylegan2, snap, "s.pt", dict(started, compile=True, lr=0.1), *args)
+    assert problem.startswith("gans.stylegan2.lr")
+
+
 def test_training_step_has_no_host_sync(monkeypatch):
     """No value is read back from the device during a step (loss statistics stay on it; ADA reads its
     statistic only every ada_interval steps), so a GPU never waits for the host."""

@@ -123,16 +123,21 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
 
-    def forward(self, x, w, noise_mode="random", generator=None):
+    def draw_noise(self, n, device, generator=None):
+        """This layer's per-pixel noise for a batch of n ([n, 1, res, res], float32)."""
+        shape = (n, 1, self.resolution, self.resolution)
+        if generator is None or isinstance(generator, torch.Generator):
+            return torch.randn(shape, device=device, dtype=torch.float32, generator=generator)
+        return generator.randn(shape, device=device, dtype=torch.float32)  # distributed.Context.noise_generator
+
+    def forward(self, x, w, noise_mode="random", generator=None, noise=None):
+        """`noise`: this layer's random noise drawn beforehand (noise_mode "random"; else drawn here)."""
         # lrelu(v) * sqrt 2 = lrelu(sqrt 2 * v): the gain goes into the demodulation and the (small) noise
         # and bias terms, and the output is touched by one fused multiply-add, the bias add and the
         # activation, both in place (neither the add nor the conv keeps its output for backward)
         if noise_mode == "random":
-            shape = (x.shape[0], 1, self.resolution, self.resolution)
-            if generator is None or isinstance(generator, torch.Generator):
-                noise = torch.randn(shape, device=x.device, dtype=torch.float32, generator=generator)
-            else:  # one process of several: distributed.Context.noise_generator
-                noise = generator.randn(shape, device=x.device, dtype=torch.float32)
+            if noise is None:
+                noise = self.draw_noise(x.shape[0], x.device, generator)
             noise = noise * (self.noise_strength * SQRT2)
         elif noise_mode == "const":
             noise = (self.noise_const * (self.noise_strength * SQRT2))[None, None]
@@ -172,14 +177,18 @@ class SynthesisBlock(nn.Module):
         self.resample = "auto"
         self.register_buffer("fir", fir_filter(), persistent=False)
 
-    def forward(self, x, img, ws, noise_mode="random", generator=None):
+    def layers(self):
+        return [self.conv1] if self.conv0 is None else [self.conv0, self.conv1]
+
+    def forward(self, x, img, ws, noise_mode="random", generator=None, noises=None):
         i = 0
+        noises = noises or [None] * self.num_conv
         if self.conv0 is None:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
         else:
-            x = self.conv0(x, ws[:, i], noise_mode, generator)
+            x = self.conv0(x, ws[:, i], noise_mode, generator, noises[i])
             i += 1
-        x = self.conv1(x, ws[:, i], noise_mode, generator)
+        x = self.conv1(x, ws[:, i], noise_mode, generator, noises[i])
         i += 1
         y = self.torgb(x, ws[:, i])
         img = y if img is None else upsample2x(img, self.fir, self.resample) + y
@@ -199,12 +208,19 @@ class SynthesisNetwork(nn.Module):
         # ws per block: its convs + its ToRGB; the ToRGB w is shared with the next block's first conv
         self.num_ws = sum(b.num_conv for b in self.blocks) + 1
 
-    def forward(self, ws, noise_mode="random", generator=None):
+    def draw_noise(self, n, device, generator=None) -> list:
+        """Every layer's random noise for a batch of n, in the order forward() would draw it (so the same
+        numbers): the input `noises` of a compiled synthesis, which cannot trace a torch.Generator."""
+        return [layer.draw_noise(n, device, generator) for block in self.blocks for layer in block.layers()]
+
+    def forward(self, ws, noise_mode="random", generator=None, noises=None):
         x = img = None
-        i = 0
+        i = j = 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode, generator)
+            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode, generator,
+                           None if noises is None else noises[j:j + block.num_conv])
             i += block.num_conv
+            j += block.num_conv
         return img
 
 
@@ -338,9 +354,11 @@ DEFAULTS = dict(
     precision="auto",          # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16 (CUDA only)
     channels_last=True,        # NHWC activations (faster convs on CPU and on tensor cores)
     resample="auto",           # FIR resampling kernels: auto | depthwise | native (ganaug.gans.layers)
+    compile=False,             # torch.compile of the main G and D passes (not the R1 / path-length ones)
 )
 # keys that may differ between a run and its resume
-RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads", "precision", "channels_last", "resample")
+RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads", "precision", "channels_last", "resample",
+                     "compile")
 FORMAT = "ganaug-stylegan2-v1"
 CONDITIONING = "class"
 CFG_KEY = "gans.stylegan2"
@@ -387,7 +405,7 @@ def resolve_config(cfg: dict) -> dict:
     if out["resample"] not in RESAMPLE_IMPLS:
         raise InputError(f"{CFG_KEY}.resample: must be one of {', '.join(RESAMPLE_IMPLS)}, "
                          f"got {out['resample']!r}")
-    for k in ("ada", "mirror", "channels_last"):
+    for k in ("ada", "mirror", "channels_last", "compile"):
         if not isinstance(out[k], (bool, np.bool_)):
             raise InputError(f"{CFG_KEY}.{k}: must be true or false, got {out[k]!r}")
         out[k] = bool(out[k])
@@ -414,6 +432,12 @@ class Trainer(ClassConditionalBatches):
             net.to(device=device, memory_format=fmt).train()
             set_resample(net, cfg["resample"])
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # compiled views of the same modules (same parameters) for the main G and D passes; R1 and the path
+        # length differentiate twice, which compiled graphs (AOTAutograd) do not support, so they stay eager
+        self.synthesis_main, self.D_main = self.G.synthesis, self.D
+        if cfg["compile"]:
+            self.synthesis_main = torch.compile(self.G.synthesis, dynamic=False)
+            self.D_main = torch.compile(self.D, dynamic=False)
         self.num_ws = self.G.num_ws
         b0, b1 = cfg["betas"]
 
@@ -479,7 +503,8 @@ class Trainer(ClassConditionalBatches):
         load_rng_state(s, self.gen, self.sampler)
 
     # ------------------------------------------------------------------------------------ sampling
-    def run_G(self, z, c):
+    def run_G(self, z, c, main=False):
+        """Generated images and their ws; `main`: a main G or D pass (the compiled networks, if any)."""
         G, d = self.G, self.dist
         ws = G.map(z, c, update_w_avg=not d.active)
         if d.active:  # w_avg tracks the mean w of the global batch
@@ -495,14 +520,18 @@ class Trainer(ClassConditionalBatches):
             ws2 = G.map(z2, c)
             mix = (torch.arange(self.num_ws, device=self.device) >= cutoff).reshape(1, -1, 1)
             ws = torch.where(mix, ws2, ws)
-        img = G.synthesis(ws, noise_mode="random", generator=self.noise_gen)
+        if main and self.synthesis_main is not G.synthesis:
+            noises = G.synthesis.draw_noise(ws.shape[0], self.device, self.noise_gen)
+            img = self.synthesis_main(ws, "random", None, noises)
+        else:
+            img = G.synthesis(ws, noise_mode="random", generator=self.noise_gen)
         return img, ws
 
-    def run_D(self, img, c):
+    def run_D(self, img, c, main=False):
         if self.ada is not None and self.ada.p > 0:
             with torch.profiler.record_function("ADA augment"):
                 img = augment(img, self.ada.p, self.dist.draws(self.gen))  # this rank's rows only
-        return self.D(img, c).float()
+        return (self.D_main if main else self.D)(img, c).float()
 
     def autocast(self):
         """The forward passes' precision (bf16 autocast, or nothing)."""
@@ -525,8 +554,8 @@ class Trainer(ClassConditionalBatches):
             self.G_opt.zero_grad(set_to_none=True)
             z, c = self.fake_inputs(B)
             with self.autocast():
-                img, _ = self.run_G(z, c)
-                logits = self.run_D(img, c)
+                img, _ = self.run_G(z, c, main=True)
+                logits = self.run_D(img, c, main=True)
             loss_G = F.softplus(-logits).mean()
             loss_G.backward()
             self.dist.reduce_grads(G)
@@ -563,9 +592,9 @@ class Trainer(ClassConditionalBatches):
             z, c = self.fake_inputs(B)
             with self.autocast():
                 with torch.no_grad():
-                    img, _ = self.run_G(z, c)
-                fake_logits = self.run_D(img, c)
-                real_logits = self.run_D(real, real_c)
+                    img, _ = self.run_G(z, c, main=True)
+                fake_logits = self.run_D(img, c, main=True)
+                real_logits = self.run_D(real, real_c, main=True)
             loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
             loss_D.backward()
             self.dist.reduce_grads(D)
@@ -618,7 +647,9 @@ class Trainer(ClassConditionalBatches):
     def describe(self) -> str:
         ada = "on" if self.ada else "off"
         layout = ", channels_last" if self.cfg["channels_last"] else ""
-        return f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {ada}, {self.precision}{layout}"
+        compiled = ", compiled main passes" if self.cfg["compile"] else ""
+        return (f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {ada}, {self.precision}{layout}"
+                f"{compiled}")
 
 
 

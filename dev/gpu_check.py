@@ -1,10 +1,15 @@
-"""GPU check: kill-and-resume of every GAN on the device, then the benchmark (python -m ganaug.bench).
+"""GPU check: kill-and-resume of every GAN on the device, the benchmark (python -m ganaug.bench), then
+StyleGAN2 at the paper config with `compile` off and on.
 
-    PYTHONPATH=src python dev/gpu_check.py [bench options, e.g. --compare-commit 2654405 --out gpu.json]
+    PYTHONPATH=src python dev/gpu_check.py [--compile-steps 16] [bench options, e.g. --compare-commit 2654405
+                                           --out gpu.json]
 
 The resume check trains a tiny run of each GAN to its first snapshot, resumes it to the second, and
 checks that generation does not depend on the batch size (one JSON line per GAN). The throughput
-figures and the study's predicted cost come from the benchmark, which gets every other argument.
+figures and the study's predicted cost come from the benchmark, which gets every other argument. The
+compile check (one JSON line per setting; --compile-steps 0 skips it) times the StyleGAN2 training step
+of config/paper.yaml eagerly and with torch.compile of its main passes, after warm-up steps that include
+the compilation.
 """
 
 from __future__ import annotations
@@ -12,11 +17,14 @@ from __future__ import annotations
 import json
 import sys
 import tempfile
+from pathlib import Path
 
 import numpy as np
 import torch
+import yaml
 
 from ganaug.bench.__main__ import main as bench_main
+from ganaug.bench.measure import measure_gan
 from ganaug.gans import BUILTIN, CONDITIONING, gan_module
 from ganaug.gans.training import generate, load_generator, train_gan
 
@@ -44,8 +52,33 @@ def gan_resume(name, device) -> dict:
             "generate_batch_invariant_max_diff": int(np.abs(a.astype(int) - b.astype(int)).max())}
 
 
+def stylegan2_compile(device, steps: int) -> list[dict]:
+    """Training throughput of StyleGAN2 at the paper config with compile off and on."""
+    paper = Path(__file__).resolve().parents[1] / "config" / "paper.yaml"
+    cfg = yaml.safe_load(paper.read_text())["gans"]["stylegan2"]
+    out = []
+    for compiled in (False, True):
+        task = {"gan": "stylegan2", "cfg": cfg, "overrides": {"compile": compiled}, "precision": "auto",
+                "warmup": 3, "steps": steps, "whole_intervals": True, "gen_batch": 32, "gen_images": 64}
+        rec = {"what": "stylegan2 paper config", "compile": compiled}
+        try:
+            with tempfile.TemporaryDirectory() as d:
+                res = measure_gan(task, device, d)
+            rec.update({k: res[k] for k in ("status", "reason", "train_img_s", "s_per_kimg", "steps",
+                                            "peak_memory_gb") if k in res})
+        except Exception as e:  # report and go on
+            rec["error"] = f"{type(e).__name__}: {e}"
+        out.append(rec)
+    return out
+
+
 def main(argv=None):
     argv = list(sys.argv[1:] if argv is None else argv)
+    compile_steps = 16
+    if "--compile-steps" in argv:
+        i = argv.index("--compile-steps")
+        compile_steps = int(argv[i + 1])
+        del argv[i:i + 2]
     device = "cuda" if torch.cuda.is_available() else "cpu"
     for name in BUILTIN:  # the four GANs and the diffusion model
         try:
@@ -54,6 +87,9 @@ def main(argv=None):
             rec = {"what": f"resume {name}", "error": f"{type(e).__name__}: {e}"}
         print(json.dumps(rec), flush=True)
     bench_main(argv)
+    if compile_steps > 0:
+        for rec in stylegan2_compile(device, compile_steps):
+            print(json.dumps(rec), flush=True)
 
 
 if __name__ == "__main__":

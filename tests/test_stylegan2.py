@@ -124,6 +124,39 @@ def test_modulated_conv_demodulation_and_reference():
     assert mc2(x, w).std() > 1.5 * mc2(x, w * 0).std()
 
 
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_pointwise_modulated_conv_equals_scaled_input_conv(channels_last):
+    """A 1x1 ModulatedConv2d (ToRGB) multiplies by the per-sample modulated weight (one matmul per sample):
+    the same function as the non-fused form (input times styles, shared 1x1 conv, times the demodulation
+    coefficients or the gain, plus `add`), in values, gradients and the double backward of the penalties,
+    in both memory formats."""
+    torch.manual_seed(0)
+    fmt = torch.channels_last if channels_last else torch.contiguous_format
+    x = torch.randn(3, 6, 5, 5, dtype=torch.double).contiguous(memory_format=fmt)
+    w = torch.randn(3, 8, dtype=torch.double)
+    add = torch.randn(3, 1, 5, 5, dtype=torch.double)
+    for demodulate, gain in ((False, 1.0), (True, 1.7), (False, 0.5)):
+        mc = ModulatedConv2d(6, 4, 1, w_dim=8, demodulate=demodulate).double().to(memory_format=fmt)
+
+        def ref(a):
+            styles = mc.affine(w)
+            weight = mc.weight * mc.weight_gain
+            y = F.conv2d(a * styles[:, :, None, None], weight)
+            if demodulate:
+                y = y * (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()[:, :, None, None]
+            return y * gain + add
+
+        got = _value_grad_gradgrad(lambda a: mc(a, w, out_gain=gain, add=add), x)
+        assert got[0].is_contiguous(memory_format=fmt)
+        for a, b in zip(got, _value_grad_gradgrad(ref, x)):
+            torch.testing.assert_close(a, b, rtol=1e-10, atol=1e-12)
+        # and the gradient reaching w (through the styles) is the same too
+        ga = torch.autograd.grad(mc(x, w.requires_grad_(True), out_gain=gain, add=add).tanh().sum(), w)[0]
+        gb = torch.autograd.grad(ref(x).tanh().sum(), w)[0]
+        w = w.detach()
+        torch.testing.assert_close(ga, gb, rtol=1e-10, atol=1e-12)
+
+
 def test_fir_resampling():
     f = fir_filter()
     assert f.shape == (4, 4) and f.sum().item() == pytest.approx(1.0)
@@ -296,6 +329,27 @@ def test_resampling_implementations_equal_the_reference(channels_last):
         upsample2x(x, f, "fast")
 
 
+def test_fir_double_backward_never_differentiates_the_filter():
+    """The depthwise FIR kernels' backward is the adjoint filtering (layers._FirConv), so R1 / path length
+    differentiate it as one more filtering: no convolution double backward, which would also compute the
+    gradient of the constant filter, one channel group at a time."""
+    from ganaug.gans.layers import blur
+
+    f = fir_filter()
+    x = torch.randn(2, 3, 8, 8, requires_grad=True)
+    for fn in (lambda a: upsample2x(a, f, "depthwise"), lambda a: downsample2x(a, f, "depthwise"),
+               lambda a: blur(a, f, (2, 2), impl="depthwise"), lambda a: blur(a, f, (2, 1), impl="depthwise")):
+        (g,) = torch.autograd.grad(fn(x).square().sum(), x, create_graph=True)
+        seen, todo = set(), [g.grad_fn]
+        while todo:
+            node = todo.pop()
+            if node is not None and node not in seen:
+                seen.add(node)
+                todo.extend(n for n, _ in node.next_functions)
+        names = {type(n).__name__ for n in seen}
+        assert "_FirConvBackward" in names and not any(n.startswith("Convolution") for n in names), names
+
+
 def test_auto_resampling_is_depthwise_on_cpu(monkeypatch):
     """"auto" picks the depthwise kernels on the CPU (faster there, measured) and the native ones on CUDA."""
     calls = []
@@ -431,6 +485,69 @@ def test_precision_and_speed_switches():
     tr = _trainer()
     assert tr.D.blocks[0].conv0.weight.is_contiguous(memory_format=torch.channels_last)
     assert tr.G.synthesis.blocks[1].conv0.conv.resample == "auto"
+
+
+def _compile_unavailable() -> str | None:
+    """Why torch.compile (inductor) cannot run here, or None."""
+    try:
+        torch.compile(lambda t: t * 2 + 1, dynamic=False)(torch.ones(3))
+    except Exception as e:  # e.g. no C++ compiler for inductor's CPU kernels
+        return f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+    return None
+
+
+def test_compiled_main_passes_train_like_eager():
+    """compile: true (torch.compile of the main G and D passes; R1 and path length stay eager) trains as
+    the eager code does, within float tolerance: same losses, same weights after steps with both
+    regularisers and ADA. Tiny networks at 8 px, so that inductor's first compile stays short."""
+    reason = _compile_unavailable()
+    if reason:
+        pytest.skip(f"torch.compile (inductor) does not work in this environment: {reason}")
+    import gan_helpers as gh
+
+    from ganaug.gans import stylegan2
+
+    imgs, labels = gh.class_data(n=16, r=8)
+    tiny = dict(resolution=8, z_dim=8, w_dim=8, mapping_layers=1, channel_base=64, channel_max=8, batch=4,
+                pl_weight=2.0, pl_interval=2, r1_interval=2, ada_interval=4)
+    runs = {}
+    for compiled in (False, True):
+        cfg = gh.resolved_cfg(stylegan2, dict(tiny, compile=compiled))
+        tr = stylegan2.Trainer(imgs, labels, None, cfg, seed=0, device=torch.device("cpu"), log=None)
+        tr.ada.p = 0.5
+        for _ in range(3):
+            tr.train_step()
+        runs[compiled] = tr
+    eager, comp = runs[False], runs[True]
+    assert comp.synthesis_main is not comp.G.synthesis and eager.synthesis_main is eager.G.synthesis
+    assert "compiled" in comp.describe()
+    for k, v in eager.stats.items():
+        assert comp.stats[k] == pytest.approx(v, rel=1e-4, abs=1e-5), k
+    for a, b in ((eager.G, comp.G), (eager.D, comp.D), (eager.G_ema, comp.G_ema)):
+        for (k, x), y in zip(a.state_dict().items(), b.state_dict().values()):
+            torch.testing.assert_close(y, x, rtol=1e-4, atol=1e-4, msg=k)
+    fresh = stylegan2.Trainer(imgs, labels, None, gh.resolved_cfg(stylegan2, tiny), seed=0,
+                              device=torch.device("cpu"), log=None)
+    key = "synthesis.blocks.1.conv1.conv.weight"
+    assert (fresh.G.state_dict()[key] - comp.G.state_dict()[key]).abs().max() > 1e-3  # the steps did train
+    with pytest.raises(InputError, match=r"gans\.stylegan2\.compile"):
+        stylegan2.resolve_config(dict(compile="yes"))
+
+
+def test_speed_switches_do_not_block_a_resume():
+    """A run may resume with other speed settings (compile, precision, layout, resampling kernels), not with
+    another science setting."""
+    from ganaug.gans import stylegan2
+    from ganaug.gans.snapshots import plain
+    from ganaug.gans.training import _resume_problem
+
+    started = stylegan2.resolve_config(dict(SMALL, compile=False))
+    snap = dict(format=stylegan2.FORMAT, cfg=plain(started), data=dict(n=40), seed=0)
+    args = (40, 0, "out", None)
+    for speed in (dict(compile=True), dict(precision="fp32", channels_last=False, resample="native")):
+        assert _resume_problem("stylegan2", stylegan2, snap, "s.pt", dict(started, **speed), *args) is None
+    problem = _resume_problem("stylegan2", stylegan2, snap, "s.pt", dict(started, compile=True, lr=0.1), *args)
+    assert problem.startswith("gans.stylegan2.lr")
 
 
 def test_training_step_has_no_host_sync(monkeypatch):

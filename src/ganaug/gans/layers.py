@@ -40,8 +40,9 @@ def normalize_2nd_moment(x: torch.Tensor, dim: int = 1, eps: float = 1e-8) -> to
 # --------------------------------------------------------------------------------------------- FIR
 #
 # Two implementations of the same [1,3,3,1] resampling, chosen per call by `impl`:
-# - "depthwise": the filter as a depthwise conv2d / conv_transpose2d (groups=C). Fastest on CPU in
-#   channels_last (oneDNN); the reference the other is tested against.
+# - "depthwise": the filter as a depthwise conv2d / conv_transpose2d (groups=C), with its own backward
+#   (_FirConv) for a cheap double backward. Fastest on CPU in channels_last (oneDNN); the reference the
+#   other is tested against.
 # - "native": the filter expressed through PyTorch's own resampling kernels, no grouped convs:
 #   * [1,3,3,1]/8 = [1,1]/2 * [1,1]/2 * [1,1]/2 (1 2 1 -> 1 3 3 1), so the 2-D blur is three chained
 #     stride-1 2x2 avg_pool2d of the zero-padded input (avg_pool2d's 1/4 per step: 1/64 = 1/sum(f)).
@@ -75,6 +76,43 @@ def _depthwise(f: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
     return f.to(x.dtype)[None, None].expand(x.shape[1], 1, *f.shape)
 
 
+class _FirConv(torch.autograd.Function):
+    """Depthwise conv2d / conv_transpose2d with a constant filter whose backward is again a _FirConv (the
+    adjoint filtering), so it can be differentiated again at the cost of one more filtering.
+
+    Same values and gradients as F.conv2d / F.conv_transpose2d with groups=C. Why: PyTorch's double
+    backward of a grouped convolution also computes the gradient of the (constant) filter, one group at a
+    time with copies of the activations; in R1 and the path-length penalty that was three times the cost
+    of the filtering itself."""
+
+    @staticmethod
+    def forward(ctx, x, weight, stride: int, padding: int, transposed: bool, output_padding=0):
+        ctx.save_for_backward(weight)
+        ctx.geometry = (stride, padding, transposed, x.shape[-2:])
+        # under autocast the backward runs in the forward's precision (the engine does not re-enter it)
+        ctx.autocast = torch.is_autocast_enabled(x.device.type), torch.get_autocast_dtype(x.device.type)
+        if transposed:
+            return F.conv_transpose2d(x, weight, stride=stride, padding=padding, output_padding=output_padding,
+                                      groups=x.shape[1])
+        return F.conv2d(x, weight, stride=stride, padding=padding, groups=x.shape[1])
+
+    @staticmethod
+    def backward(ctx, grad):
+        (weight,) = ctx.saved_tensors
+        stride, padding, transposed, (h, w) = ctx.geometry
+        enabled, dtype = ctx.autocast
+        with torch.autocast(grad.device.type, dtype=dtype, enabled=enabled):
+            if transposed:  # adjoint of a transposed conv: the conv
+                gx = _FirConv.apply(grad, weight, stride, padding, False)
+            elif stride == 1:  # adjoint of a stride-1 correlation: correlation with the flipped filter
+                gx = _FirConv.apply(grad, weight.flip([2, 3]), 1, weight.shape[-1] - 1 - padding, False)
+            else:  # adjoint of a strided conv: the transposed conv, sized back to the input
+                k = weight.shape[-1]
+                out_pad = tuple(n - ((m - 1) * stride - 2 * padding + k) for n, m in zip((h, w), grad.shape[-2:]))
+                gx = _FirConv.apply(grad, weight, stride, padding, True, out_pad)
+        return gx, None, None, None, None, None
+
+
 def _pool121(x: torch.Tensor) -> torch.Tensor:
     """[1,2,1]/4 per axis (two stride-1 2x2 mean pools): H -> H - 2."""
     return F.avg_pool2d(F.avg_pool2d(x, 2, 1), 2, 1)
@@ -88,9 +126,9 @@ def blur(x: torch.Tensor, f: torch.Tensor, pad: tuple[int, int], gain: float = 1
         y = F.avg_pool2d(_pool121(F.pad(x, [pad[0], pad[1], pad[0], pad[1]])), 2, 1)
         return y * gain if gain != 1.0 else y
     if pad[0] == pad[1]:  # the conv pads by itself: no padded copy
-        return F.conv2d(x, _depthwise(f * gain, x), padding=pad[0], groups=x.shape[1])
+        return _FirConv.apply(x, _depthwise(f * gain, x), 1, pad[0], False)
     x = F.pad(x, [pad[0], pad[1], pad[0], pad[1]])
-    return F.conv2d(x, _depthwise(f * gain, x), groups=x.shape[1])
+    return _FirConv.apply(x, _depthwise(f * gain, x), 1, 0, False)
 
 
 def upsample2x(x: torch.Tensor, f: torch.Tensor, impl: str = "auto") -> torch.Tensor:
@@ -100,14 +138,14 @@ def upsample2x(x: torch.Tensor, f: torch.Tensor, impl: str = "auto") -> torch.Te
         return y[:, :, 2:-2, 2:-2]
     # conv_transpose2d(stride 2) == insert zeros, pad k-1-p = 2 per side, correlate with the (symmetric)
     # filter: the same alignment as upfirdn2d(up=2, pad=(2, 1)) of the reference formulation.
-    return F.conv_transpose2d(x, _depthwise(f * 4.0, x), stride=2, padding=1, groups=x.shape[1])
+    return _FirConv.apply(x, _depthwise(f * 4.0, x), 2, 1, True)
 
 
 def downsample2x(x: torch.Tensor, f: torch.Tensor, impl: str = "auto") -> torch.Tensor:
     """2x down-sampling: the filter (zero padding 1), then every second sample. H -> H/2."""
     if _native(x, impl):
         return F.avg_pool2d(_pool121(F.pad(x, [1, 1, 1, 1])), 2, 2)
-    return F.conv2d(x, _depthwise(f, x), stride=2, padding=1, groups=x.shape[1])
+    return _FirConv.apply(x, _depthwise(f, x), 2, 1, False)
 
 
 def set_resample(module: nn.Module, impl: str) -> None:
@@ -192,7 +230,9 @@ class ModulatedConv2d(nn.Module):
 
     Implemented in the 'non-fused' form: scale the input by the styles, run a shared conv, scale the
     output by the demodulation coefficients. Mathematically identical to convolving with the
-    per-sample modulated+demodulated weight, and fast (no grouped conv).
+    per-sample modulated+demodulated weight, and fast (no grouped conv; on the CPU at 64 channels a grouped
+    conv is no faster, and its transposed form for up=True twice as slow). A 1x1 kernel (ToRGB) does
+    use the per-sample weight, as one matmul per sample.
 
     up=True does what the StyleGAN2 reference does: a stride-2 transposed conv at the input resolution
     (= zero insertion, then the k x k conv), then the [1,3,3,1] filter with gain 4. Filtering first and
@@ -226,6 +266,16 @@ class ModulatedConv2d(nn.Module):
                 dcoefs = (styles.square() @ weight.square().sum(dim=[2, 3]).t() + 1e-8).rsqrt()
                 scale = dcoefs * out_gain if out_gain != 1.0 else dcoefs
         n = x.shape[0]
+        if self.k == 1 and not self.up:
+            # 1x1 (ToRGB): one matmul per sample with the modulated (and demodulated) weight instead of
+            # a pass over the (wide) input to scale it, and in backward two more
+            wmod = weight[None, :, :, 0, 0] * styles[:, None, :]  # [N, out, in]
+            if self.demodulate:
+                wmod = wmod * scale[:, :, None]
+            elif out_gain != 1.0:
+                wmod = wmod * out_gain
+            x = _pointwise(x, wmod)
+            return x + add.to(x.dtype) if add is not None else x
         x = x * styles.to(x.dtype).reshape(n, -1, 1, 1)
         if self.up:
             # conv_transpose2d(stride 2) with the flipped, in/out-swapped kernel == zero insertion, zero
@@ -239,6 +289,16 @@ class ModulatedConv2d(nn.Module):
             return torch.addcmul(add.to(x.dtype), x, scale) if add is not None else x * scale
         x = x * out_gain if out_gain != 1.0 else x
         return x + add.to(x.dtype) if add is not None else x
+
+
+def _pointwise(x: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """A 1x1 conv with a weight per sample: x [N, in, H, W], weight [N, out, in] -> [N, out, H, W] in the
+    memory format of x (channels_last: pixels x channels matrices, else channels x pixels)."""
+    n, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        y = torch.bmm(x.permute(0, 2, 3, 1).reshape(n, h * w, c), weight.transpose(1, 2).to(x.dtype))
+        return y.reshape(n, h, w, -1).permute(0, 3, 1, 2)
+    return torch.bmm(weight.to(x.dtype), x.reshape(n, c, h * w)).reshape(n, -1, h, w)
 
 
 def modulated_weight(weight: torch.Tensor, styles: torch.Tensor, demodulate: bool = True) -> torch.Tensor:

@@ -122,16 +122,21 @@ class SynthesisLayer(nn.Module):
         self.bias = nn.Parameter(torch.zeros(out_channels))
         self.register_buffer("noise_const", torch.randn(resolution, resolution))
 
-    def forward(self, x, w, noise_mode="random", generator=None):
+    def draw_noise(self, n, device, generator=None):
+        """This layer's per-pixel noise for a batch of n ([n, 1, res, res], float32)."""
+        shape = (n, 1, self.resolution, self.resolution)
+        if generator is None or isinstance(generator, torch.Generator):
+            return torch.randn(shape, device=device, dtype=torch.float32, generator=generator)
+        return generator.randn(shape, device=device, dtype=torch.float32)  # distributed.Context.noise_generator
+
+    def forward(self, x, w, noise_mode="random", generator=None, noise=None):
+        """`noise`: this layer's random noise drawn beforehand (noise_mode "random"; else drawn here)."""
         # lrelu(v) * sqrt 2 = lrelu(sqrt 2 * v): the gain goes into the demodulation and the (small) noise
         # and bias terms, and the output is touched by one fused multiply-add, the bias add and the
         # activation, both in place (neither the add nor the conv keeps its output for backward)
         if noise_mode == "random":
-            shape = (x.shape[0], 1, self.resolution, self.resolution)
-            if generator is None or isinstance(generator, torch.Generator):
-                noise = torch.randn(shape, device=x.device, dtype=torch.float32, generator=generator)
-            else:  # one process of several: distributed.Context.noise_generator
-                noise = generator.randn(shape, device=x.device, dtype=torch.float32)
+            if noise is None:
+                noise = self.draw_noise(x.shape[0], x.device, generator)
             noise = noise * (self.noise_strength * SQRT2)
         elif noise_mode == "const":
             noise = (self.noise_const * (self.noise_strength * SQRT2))[None, None]
@@ -171,14 +176,18 @@ class SynthesisBlock(nn.Module):
         self.resample = "auto"
         self.register_buffer("fir", fir_filter(), persistent=False)
 
-    def forward(self, x, img, ws, noise_mode="random", generator=None):
+    def layers(self):
+        return [self.conv1] if self.conv0 is None else [self.conv0, self.conv1]
+
+    def forward(self, x, img, ws, noise_mode="random", generator=None, noises=None):
         i = 0
+        noises = noises or [None] * self.num_conv
         if self.conv0 is None:
             x = self.const.unsqueeze(0).expand(ws.shape[0], -1, -1, -1)
         else:
-            x = self.conv0(x, ws[:, i], noise_mode, generator)
+            x = self.conv0(x, ws[:, i], noise_mode, generator, noises[i])
             i += 1
-        x = self.conv1(x, ws[:, i], noise_mode, generator)
+        x = self.conv1(x, ws[:, i], noise_mode, generator, noises[i])
         i += 1
         y = self.torgb(x, ws[:, i])
         img = y if img is None else upsample2x(img, self.fir, self.resample) + y
@@ -198,12 +207,19 @@ class SynthesisNetwork(nn.Module):
         # ws per block: its convs + its ToRGB; the ToRGB w is shared with the next block's first conv
         self.num_ws = sum(b.num_conv for b in self.blocks) + 1
 
-    def forward(self, ws, noise_mode="random", generator=None):
+    def draw_noise(self, n, device, generator=None) -> list:
+        """Every layer's random noise for a batch of n, in the order forward() would draw it (so the same
+        numbers): the input `noises` of a compiled synthesis, which cannot trace a torch.Generator."""
+        return [layer.draw_noise(n, device, generator) for block in self.blocks for layer in block.layers()]
+
+    def forward(self, ws, noise_mode="random", generator=None, noises=None):
         x = img = None
-        i = 0
+        i = j = 0
         for block in self.blocks:
-            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode, generator)
+            x, img = block(x, img, ws[:, i:i + block.num_conv + 1], noise_mode, generator,
+                           None if noises is None else noises[j:j + block.num_conv])
             i += block.num_conv
+            j += block.num_conv
         return img
 
 
@@ -322,7 +338,8 @@ def count_params(m: nn.Module) -> int:
 # ------------------------------------------------------------------------------------------ training
 
 # keys that may differ between a run and its resume
-RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads", "precision", "channels_last", "resample")
+RESUMABLE_CHANGES = ("total_kimg", "snapshot_kimg", "num_threads", "precision", "channels_last", "resample",
+                     "compile")
 FORMAT = "ganaug-stylegan2-v1"
 CONDITIONING = "class"
 
@@ -347,6 +364,12 @@ class Trainer(ClassConditionalBatches):
             net.to(device=device, memory_format=fmt).train()
             set_resample(net, cfg["resample"])
         self.G_ema = copy.deepcopy(self.G).eval().requires_grad_(False)
+        # compiled views of the same modules (same parameters) for the main G and D passes; R1 and the path
+        # length differentiate twice, which compiled graphs (AOTAutograd) do not support, so they stay eager
+        self.synthesis_main, self.D_main = self.G.synthesis, self.D
+        if cfg["compile"]:
+            self.synthesis_main = torch.compile(self.G.synthesis, dynamic=False)
+            self.D_main = torch.compile(self.D, dynamic=False)
         self.num_ws = self.G.num_ws
         b0, b1 = cfg["betas"]
 
@@ -412,7 +435,8 @@ class Trainer(ClassConditionalBatches):
         load_rng_state(s, self.gen, self.sampler)
 
     # ------------------------------------------------------------------------------------ sampling
-    def run_G(self, z, c):
+    def run_G(self, z, c, main=False):
+        """Generated images and their ws; `main`: a main G or D pass (the compiled networks, if any)."""
         G, d = self.G, self.dist
         ws = G.map(z, c, update_w_avg=not d.active)
         if d.active:  # w_avg tracks the mean w of the global batch
@@ -428,13 +452,18 @@ class Trainer(ClassConditionalBatches):
             ws2 = G.map(z2, c)
             mix = (torch.arange(self.num_ws, device=self.device) >= cutoff).reshape(1, -1, 1)
             ws = torch.where(mix, ws2, ws)
-        img = G.synthesis(ws, noise_mode="random", generator=self.noise_gen)
+        if main and self.synthesis_main is not G.synthesis:
+            noises = G.synthesis.draw_noise(ws.shape[0], self.device, self.noise_gen)
+            img = self.synthesis_main(ws, "random", None, noises)
+        else:
+            img = G.synthesis(ws, noise_mode="random", generator=self.noise_gen)
         return img, ws
 
-    def run_D(self, img, c):
+    def run_D(self, img, c, main=False):
         if self.ada is not None and self.ada.p > 0:
-            img = augment(img, self.ada.p, self.dist.draws(self.gen))  # this rank's rows only
-        return self.D(img, c).float()
+            with torch.profiler.record_function("ADA augment"):
+                img = augment(img, self.ada.p, self.dist.draws(self.gen))  # this rank's rows only
+        return (self.D_main if main else self.D)(img, c).float()
 
     def autocast(self):
         """The forward passes' precision (bf16 autocast, or nothing)."""
@@ -448,86 +477,97 @@ class Trainer(ClassConditionalBatches):
         cfg, B = self.cfg, self.B
         G, D = self.G, self.D
         real, real_c = self.real_batch()
+        phase = torch.profiler.record_function  # labels for dev/sg2_profile.py (free without a profiler)
 
         # G main: non-saturating logistic loss
-        G.requires_grad_(True)
-        D.requires_grad_(False)
-        self.G_opt.zero_grad(set_to_none=True)
-        z, c = self.fake_inputs(B)
-        with self.autocast():
-            img, _ = self.run_G(z, c)
-            logits = self.run_D(img, c)
-        loss_G = F.softplus(-logits).mean()
-        loss_G.backward()
-        self.dist.reduce_grads(G)
-        self.G_opt.step()
-        self.add_stat("loss_G", loss_G)
-        self.add_stat("fake_score", logits)
+        with phase("G main"):
+            G.requires_grad_(True)
+            D.requires_grad_(False)
+            self.G_opt.zero_grad(set_to_none=True)
+            z, c = self.fake_inputs(B)
+            with self.autocast():
+                img, _ = self.run_G(z, c, main=True)
+                logits = self.run_D(img, c, main=True)
+            loss_G = F.softplus(-logits).mean()
+            loss_G.backward()
+            self.dist.reduce_grads(G)
+            self.optimiser_step(self.G_opt)
+            self.add_stat("loss_G", loss_G)
+            self.add_stat("fake_score", logits)
 
         # G reg: path-length, lazily
         if cfg["pl_weight"] > 0 and self.step % cfg["pl_interval"] == 0:
-            self.G_opt.zero_grad(set_to_none=True)
-            n = max(B // cfg["pl_batch_shrink"], 1)
-            z, c = self.fake_inputs(n)
-            with self.autocast():
-                img, ws = self.run_G(z, c)
-            h, w = img.shape[2:]
-            pl_noise = self.dist.randn(self.dist.global_shape(img), self.gen, self.device) / math.sqrt(h * w)
-            with self.full_precision():
-                (grads,) = torch.autograd.grad((img.float() * pl_noise).sum(), ws, create_graph=True)
-                lengths = grads.float().square().sum(2).mean(1).sqrt()
-            pl_mean = self.pl_mean.lerp(self.dist.mean(lengths.mean().detach()), cfg["pl_decay"])
-            self.pl_mean = pl_mean.detach()
-            penalty = (lengths - pl_mean).square()
-            (penalty.mean() * cfg["pl_weight"] * cfg["pl_interval"] + img[:, 0, 0, 0].sum() * 0).backward()
-            self.dist.reduce_grads(G)
-            self.G_opt.step()
-            self.add_stat("pl", penalty)
+            with phase("G path length"):
+                self.G_opt.zero_grad(set_to_none=True)
+                n = max(B // cfg["pl_batch_shrink"], 1)
+                z, c = self.fake_inputs(n)
+                with self.autocast():
+                    img, ws = self.run_G(z, c)
+                h, w = img.shape[2:]
+                pl_noise = self.dist.randn(self.dist.global_shape(img), self.gen, self.device) / math.sqrt(h * w)
+                with self.full_precision():
+                    (grads,) = torch.autograd.grad((img.float() * pl_noise).sum(), ws, create_graph=True)
+                    lengths = grads.float().square().sum(2).mean(1).sqrt()
+                pl_mean = self.pl_mean.lerp(self.dist.mean(lengths.mean().detach()), cfg["pl_decay"])
+                self.pl_mean = pl_mean.detach()
+                penalty = (lengths - pl_mean).square()
+                (penalty.mean() * cfg["pl_weight"] * cfg["pl_interval"] + img[:, 0, 0, 0].sum() * 0).backward()
+                self.dist.reduce_grads(G)
+                self.optimiser_step(self.G_opt)
+                self.add_stat("pl", penalty)
 
         # D main
-        G.requires_grad_(False)
-        D.requires_grad_(True)
-        self.D_opt.zero_grad(set_to_none=True)
-        z, c = self.fake_inputs(B)
-        with self.autocast():
-            with torch.no_grad():
-                img, _ = self.run_G(z, c)
-            fake_logits = self.run_D(img, c)
-            real_logits = self.run_D(real, real_c)
-        loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
-        loss_D.backward()
-        self.dist.reduce_grads(D)
-        self.D_opt.step()
-        self.add_stat("loss_D", loss_D)
-        self.add_stat("real_score", real_logits)
-        if self.ada is not None:
-            self.ada.accumulate(real_logits, self.dist.sum, self.dist.world)  # stays on the device
+        with phase("D main"):
+            G.requires_grad_(False)
+            D.requires_grad_(True)
+            self.D_opt.zero_grad(set_to_none=True)
+            z, c = self.fake_inputs(B)
+            with self.autocast():
+                with torch.no_grad():
+                    img, _ = self.run_G(z, c, main=True)
+                fake_logits = self.run_D(img, c, main=True)
+                real_logits = self.run_D(real, real_c, main=True)
+            loss_D = F.softplus(fake_logits).mean() + F.softplus(-real_logits).mean()
+            loss_D.backward()
+            self.dist.reduce_grads(D)
+            self.optimiser_step(self.D_opt)
+            self.add_stat("loss_D", loss_D)
+            self.add_stat("real_score", real_logits)
+            if self.ada is not None:
+                self.ada.accumulate(real_logits, self.dist.sum, self.dist.world)  # stays on the device
 
         # D reg: R1 on reals, lazily
         if cfg["r1_gamma"] > 0 and self.step % cfg["r1_interval"] == 0:
-            self.D_opt.zero_grad(set_to_none=True)
-            x = real.detach().requires_grad_(True)
-            with self.autocast():
-                logits = self.run_D(x, real_c)
-            with self.full_precision():
-                (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
-                penalty = grads.float().square().sum(dim=[1, 2, 3])
-            (penalty.mean() * (cfg["r1_gamma"] / 2) * cfg["r1_interval"] + logits.sum() * 0).backward()
-            self.dist.reduce_grads(D)
-            self.D_opt.step()
-            self.add_stat("r1", penalty)
+            with phase("D R1"):
+                self.D_opt.zero_grad(set_to_none=True)
+                x = real.detach().requires_grad_(True)
+                with self.autocast():
+                    logits = self.run_D(x, real_c)
+                with self.full_precision():
+                    (grads,) = torch.autograd.grad(logits.sum(), x, create_graph=True)
+                    penalty = grads.float().square().sum(dim=[1, 2, 3])
+                (penalty.mean() * (cfg["r1_gamma"] / 2) * cfg["r1_interval"] + logits.sum() * 0).backward()
+                self.dist.reduce_grads(D)
+                self.optimiser_step(self.D_opt)
+                self.add_stat("r1", penalty)
 
         # G EMA
-        ema_nimg = cfg["ema_kimg"] * 1000
-        if cfg["ema_rampup"] is not None:
-            ema_nimg = min(ema_nimg, self.cur_nimg * cfg["ema_rampup"])
-        beta = 0.5 ** (B / max(ema_nimg, 1e-8))
-        accel.ema_update(self.G_ema, G, beta)
+        with phase("G EMA"):
+            ema_nimg = cfg["ema_kimg"] * 1000
+            if cfg["ema_rampup"] is not None:
+                ema_nimg = min(ema_nimg, self.cur_nimg * cfg["ema_rampup"])
+            beta = 0.5 ** (B / max(ema_nimg, 1e-8))
+            accel.ema_update(self.G_ema, G, beta)
 
         self.cur_nimg += B
         self.step += 1
         if self.ada is not None:
             self.ada.step(B)  # reads the device only at the ADA interval
+
+    @staticmethod
+    def optimiser_step(opt):
+        with torch.profiler.record_function("optimiser"):
+            opt.step()
 
     STAT_KEYS = ("loss_G", "loss_D", "r1", "pl", "real_score", "fake_score")
 
@@ -539,7 +579,9 @@ class Trainer(ClassConditionalBatches):
     def describe(self) -> str:
         ada = "on" if self.ada else "off"
         layout = ", channels_last" if self.cfg["channels_last"] else ""
-        return f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {ada}, {self.precision}{layout}"
+        compiled = ", compiled main passes" if self.cfg["compile"] else ""
+        return (f"G {count_params(self.G)} / D {count_params(self.D)} params, ADA {ada}, {self.precision}{layout}"
+                f"{compiled}")
 
 
 

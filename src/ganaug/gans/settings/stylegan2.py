@@ -28,6 +28,7 @@ DEFAULTS = dict(
     precision="auto",          # auto (bf16 on CUDA, fp32 elsewhere) | fp32 | bf16 (CUDA only)
     channels_last=True,        # NHWC activations (faster convs on CPU and on tensor cores)
     resample="auto",           # FIR resampling kernels: auto | depthwise | native (ganaug.gans.layers)
+    compile=False,             # torch.compile of the main G and D passes (not the R1 / path-length ones)
 )
 
 
@@ -72,7 +73,7 @@ def resolve_config(cfg: dict) -> dict:
     if out["resample"] not in RESAMPLE_IMPLS:
         raise InputError(f"{CFG_KEY}.resample: must be one of {', '.join(RESAMPLE_IMPLS)}, "
                          f"got {out['resample']!r}")
-    for k in ("ada", "mirror", "channels_last"):
+    for k in ("ada", "mirror", "channels_last", "compile"):
         if not isinstance(out[k], (bool, np.bool_)):
             raise InputError(f"{CFG_KEY}.{k}: must be true or false, got {out[k]!r}")
         out[k] = bool(out[k])

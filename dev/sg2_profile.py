@@ -13,18 +13,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import logging
 import sys
 from pathlib import Path
 
-import numpy as np
-import torch
 from torch.profiler import ProfilerActivity, profile
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from sg2_step_bench import CFG  # noqa: E402  the bench's settings
-
-from ganaug.gans import stylegan2  # noqa: E402
+from sg2_step_bench import bench_trainer  # noqa: E402  the bench's settings and trainer
 
 PHASES = ("G main", "G path length", "D main", "D R1", "G EMA")
 NESTED = ("ADA augment", "optimiser")
@@ -36,17 +31,7 @@ def main():
     ap.add_argument("--top", type=int, default=25)
     ap.add_argument("--cfg", default="{}", help="extra StyleGAN2 config keys (JSON)")
     args = ap.parse_args()
-    torch.set_num_threads(1)
-    cfg = stylegan2.resolve_config(dict(CFG, **json.loads(args.cfg)))
-    cfg["num_classes"] = 2
-    rng = np.random.default_rng(0)
-    r = cfg["resolution"]
-    images = rng.integers(0, 256, (64, r, r, 3), dtype=np.uint8)
-    labels = rng.integers(0, 2, 64)
-    tr = stylegan2.Trainer(images, labels, None, cfg, 0, torch.device("cpu"), logging.getLogger("profile"))
-    tr.ada.p = 0.2
-    for _ in range(2):
-        tr.train_step()
+    tr = bench_trainer(json.loads(args.cfg), warmup=2)
     with profile(activities=[ProfilerActivity.CPU]) as prof:
         for _ in range(args.steps):
             tr.train_step()

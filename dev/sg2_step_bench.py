@@ -29,13 +29,14 @@ CFG = dict(resolution=64, z_dim=128, w_dim=128, mapping_layers=2, channel_base=4
            lr=0.0025, r1_gamma=0.05, r1_interval=16, pl_weight=2.0, pl_interval=4, ada=True)
 
 
-def worker(steps: int, warmup: int, extra: dict) -> dict:
+def bench_trainer(extra: dict, warmup: int):
+    """The StyleGAN2 Trainer of the bench's settings (CFG updated by `extra`) on seeded random images, one
+    thread, ADA at p = 0.2, after `warmup` steps; with whichever ganaug is on the path (old or new code)."""
     import logging
 
     import numpy as np
     import torch
 
-    import ganaug
     from ganaug.gans import stylegan2
 
     torch.set_num_threads(1)
@@ -49,6 +50,13 @@ def worker(steps: int, warmup: int, extra: dict) -> dict:
     tr.ada.p = 0.2
     for _ in range(warmup):
         tr.train_step()
+    return tr
+
+
+def worker(steps: int, warmup: int, extra: dict) -> dict:
+    import ganaug
+
+    tr = bench_trainer(extra, warmup)
     t0, c0 = time.perf_counter(), time.process_time()
     for _ in range(steps):
         tr.train_step()

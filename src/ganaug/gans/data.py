@@ -12,7 +12,15 @@ run continues exactly where the snapshot was taken.
 
 from __future__ import annotations
 
+import numpy as np
 import torch
+
+
+def real_data(images, labels, device) -> tuple[torch.Tensor, torch.Tensor]:
+    """The training images (uint8 NHWC) and their classes (int64) as tensors on the device, copied there once
+    for the whole run."""
+    return (torch.from_numpy(np.ascontiguousarray(images)).to(device),
+            torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device))
 
 
 class RealSampler:

@@ -35,7 +35,6 @@ from __future__ import annotations
 import copy
 import hashlib
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -43,7 +42,7 @@ from torch import nn
 from ganaug.io import InputError, seed_from
 
 from . import accel
-from .data import RealSampler, load_rng_state, real_images, rng_state
+from .data import RealSampler, load_rng_state, real_data, real_images, rng_state
 from .diffusion_unet import UNet
 from .settings.diffusion import CFG_KEY, DEFAULTS, resolve_config  # noqa: F401 (re-exported)
 from .snapshots import plain
@@ -191,8 +190,7 @@ class Trainer:
         self.device = torch.device(device)
         self.log = log
         self.B = cfg["batch"]
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.images, self.labels = real_data(images, labels, device)
         self.N = len(images)
         if cfg.get("num_classes") is None:
             cfg["num_classes"] = max(int(self.labels.max()) + 1, 2)

@@ -39,7 +39,6 @@ from __future__ import annotations
 import copy
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -47,7 +46,7 @@ from torch import nn
 from ganaug.io import InputError, seed_from
 
 from . import accel, distributed
-from .data import ClassConditionalBatches, RealSampler, load_rng_state, rng_state
+from .data import ClassConditionalBatches, RealSampler, load_rng_state, real_data, rng_state
 from .layers import EqualConv2d, EqualLinear, MinibatchStd, normalize_2nd_moment
 from .settings.pgan import CFG_KEY, DEFAULTS, resolve_config  # noqa: F401 (re-exported)
 from .snapshots import plain
@@ -235,8 +234,7 @@ class Trainer(ClassConditionalBatches):
         self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.log = log
         self.B = cfg["batch"]
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.images, self.labels = real_data(images, labels, device)
         self.N = len(images)
         if cfg.get("num_classes") is None:
             cfg["num_classes"] = max(int(self.labels.max()) + 1, 2)

@@ -26,7 +26,6 @@ from __future__ import annotations
 import copy
 import math
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -35,7 +34,7 @@ from ganaug.io import seed_from
 
 from . import accel, distributed
 from .augment import AdaController, augment
-from .data import ClassConditionalBatches, RealSampler, load_rng_state, rng_state
+from .data import ClassConditionalBatches, RealSampler, load_rng_state, real_data, rng_state
 from .layers import (
     EqualConv2d,
     SQRT2,
@@ -352,8 +351,7 @@ class Trainer(ClassConditionalBatches):
         self.device = device
         self.log = log
         self.B = cfg["batch"]
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
+        self.images, self.labels = real_data(images, labels, device)
         self.N = len(images)
         self.precision = accel.resolve_precision(cfg["precision"], device, key=f"{CFG_KEY}.precision")
         accel.configure_backends(device)

@@ -45,7 +45,7 @@ from ganaug.io import InputError, seed_from, sha256_file
 from ganaug.masks import NUM_LABELS
 
 from . import accel, distributed
-from .data import RealSampler, load_rng_state, real_images, rng_state
+from .data import RealSampler, load_rng_state, real_data, real_images, rng_state
 from .settings.translation import (  # noqa: F401 (re-exported)
     COMMON_DEFAULTS,
     as_float,
@@ -356,9 +356,8 @@ class TranslationTrainer:
         self.memory_format = torch.channels_last if device.type == "cuda" else torch.contiguous_format
         self.log = log or logging.getLogger("ganaug")
         self.B = cfg["batch"]
-        self.images = torch.from_numpy(np.ascontiguousarray(images)).to(device)  # uint8 NHWC, once
+        self.images, self.labels = real_data(images, labels, device)
         self.masks = torch.from_numpy(np.ascontiguousarray(masks)).to(device)    # uint8 NHW, once
-        self.labels = torch.from_numpy(np.asarray(labels, dtype=np.int64)).to(device)
         self.N = len(images)
         self.G, self.D = self.build(cfg, seed % (2 ** 31 - 2))
         self.G.to(device, memory_format=self.memory_format).train()

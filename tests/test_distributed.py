@@ -199,20 +199,37 @@ class ThreadContext(Context):
         self.group["barrier"].wait()
 
 
+def _in_threads(world, fn, timeout=60):
+    """fn(ctx) in `world` threads, each with its ThreadContext; returns {rank: result}. A rank's error stops
+    the others waiting at the barrier and is raised here."""
+    group = dict(world=world, slots=[None] * world, barrier=threading.Barrier(world, timeout=timeout))
+    results, errors = {}, {}
+
+    def run(r):
+        try:
+            results[r] = fn(ThreadContext(group, r))
+        except BaseException as e:  # noqa: BLE001 - handed to the test thread
+            errors[r] = e
+            group["barrier"].abort()
+
+    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    if errors:
+        raise next(e for e in errors.values() if not isinstance(e, threading.BrokenBarrierError))
+    return results
+
+
 def train_threads(world, gan, out_dir, *args, **kw):
     """train_gan(gan, images, labels, out_dir, cfg, seed, device, **kw) as `world` ranks in threads
     (args: images, labels, cfg, seed, device); returns rank 0's summary."""
-    group = dict(world=world, slots=[None] * world, barrier=threading.Barrier(world, timeout=120))
     local = threading.local()
-    results, errors = {}, {}
 
-    def rank(r):
-        local.ctx = ThreadContext(group, r)
-        try:
-            results[r] = train_gan(gan, *args[:2], out_dir, *args[2:], **kw)
-        except BaseException as e:  # noqa: BLE001 - handed to the test thread
-            errors[r] = e
-            group["barrier"].abort()  # the other ranks stop waiting
+    def rank(ctx):
+        local.ctx = ctx
+        return train_gan(gan, *args[:2], out_dir, *args[2:], **kw)
 
     # networks are initialised from the global torch RNG, which threads share: one rank at a time
     lock, trainer = threading.Lock(), gan_module(gan).Trainer
@@ -225,14 +242,7 @@ def train_threads(world, gan, out_dir, *args, **kw):
     with pytest.MonkeyPatch.context() as mp:
         mp.setattr(distributed, "context", lambda: getattr(local, "ctx", Context()))
         mp.setattr(trainer, "__init__", locked_init)
-        threads = [threading.Thread(target=rank, args=(r,)) for r in range(world)]
-        for t in threads:
-            t.start()
-        for t in threads:
-            t.join()
-    if errors:
-        raise next(e for e in errors.values() if not isinstance(e, threading.BrokenBarrierError))
-    return results[0]
+        return _in_threads(world, rank, timeout=120)[0]
 
 
 @pytest.mark.parametrize("gan", ["pgan", "pix2pixhd"])
@@ -367,28 +377,6 @@ def _grad_net(seed=0):
     with _init_lock:  # the global torch RNG is shared by the rank threads
         torch.manual_seed(seed)
         return _GradNet()
-
-
-def _in_threads(world, fn):
-    """fn(ctx) in `world` threads, each with its ThreadContext; returns {rank: result}."""
-    group = dict(world=world, slots=[None] * world, barrier=threading.Barrier(world, timeout=60))
-    results, errors = {}, {}
-
-    def run(r):
-        try:
-            results[r] = fn(ThreadContext(group, r))
-        except BaseException as e:  # noqa: BLE001 - handed to the test thread
-            errors[r] = e
-            group["barrier"].abort()
-
-    threads = [threading.Thread(target=run, args=(r,)) for r in range(world)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join()
-    if errors:
-        raise next(e for e in errors.values() if not isinstance(e, threading.BrokenBarrierError))
-    return results
 
 
 def test_bucketed_reduction_is_the_global_mean_and_overlaps_backward():

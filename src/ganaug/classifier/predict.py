@@ -50,8 +50,6 @@ def predict_proba(model, info: ModelInfo, images: np.ndarray, device, tta: int =
     """P(melanoma) = softmax[:, 1] per image; with tta > 0 the mean over tta augmented replicas
     (augment_cfg as in training; None = the study's augmentation). ``params`` (from tta_params) may be
     given to fix the augmentations explicitly."""
-    if tta <= 0:
-        return probabilities(logits(model, info, images, device, batch_size, precision, channels_last))
     return predict_proba_models([(model, info)], images, device, tta, augment_cfg, seed, batch_size, precision,
                                 channels_last, params)[0]
 

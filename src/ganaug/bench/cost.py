@@ -35,7 +35,7 @@ from pathlib import Path
 import pandas as pd
 
 from ganaug.design import build_experiments, counts
-from ganaug.gans import BUILTIN, CONDITIONING, conditioning, expand_gan, gan_module
+from ganaug.gans import BUILTIN, CONDITIONING, conditioning, expand_gan, gan_settings
 from ganaug.io import InputError
 
 # The study's split (config/paper.yaml: split.expected; ganaug.design: 11,684 benign / 3,121 melanoma;
@@ -166,8 +166,7 @@ def study_cost(config: dict, rates: dict, facts: StudyFacts, gpus: int = 1,
     f_rate = rates.get("fid_features_img_s")
     stages, chains = [], []
     for g in _gans_used(experiments):
-        mod = gan_module(g)
-        gcfg = mod.resolve_config(dict((config.get("gans") or {}).get(g) or {}))
+        gcfg = gan_settings(g).resolve_config(dict((config.get("gans") or {}).get(g) or {}))
         r = (rates.get("gans") or {}).get(g) or {}
         prec = r.get("precision")
         train_h = _hours(float(gcfg["total_kimg"]) * 1000, r.get("train_img_s"))

@@ -166,3 +166,15 @@ def test_checkpoint_of_other_code_or_architecture_is_not_resumed(tmp_path, data,
     wider = dict(cfg, model_kwargs={"channels": [8, 16, 16, 32], "stem_width": 8})
     res = train_classifier(xt, yt, xv, yv, wider, tmp_path, seed=0, device="cpu", log=LOG, code_version="b")
     assert res["epochs_run"] == 2 and "starting afresh" in caplog.text
+
+
+def test_warns_when_the_lr_is_never_lowered_before_early_stopping(tmp_path, data, caplog):
+    """The plateau schedule lowers the lr after plateau_patience + 1 epochs without improvement: with early
+    stopping at that count or sooner, it never acts (the toy config had 3 and 4: 1 run in 81 lowered it)."""
+    (xt, yt), (xv, yv), _ = data
+    caplog.set_level(logging.WARNING, logger=LOG.name)
+    for plateau, warned in ((3, True), (2, False)):
+        caplog.clear()
+        cfg = dict(TINY, epochs=5, plateau_patience=plateau, early_stopping_patience=4)
+        train_classifier(xt[:8], yt[:8], xv, yv, cfg, tmp_path / str(plateau), seed=0, device="cpu", log=LOG)
+        assert ("never lowered before early stopping" in caplog.text) == warned, caplog.text

@@ -356,8 +356,8 @@ def train_classifier(train_images: np.ndarray, train_labels, val_images: np.ndar
     y_train = _check_inputs(train_images, train_labels, "train")
     y_val = _check_inputs(val_images, val_labels, "validation")
     precision = resolve_precision(cfg["precision"], device, key="classifier.precision")
-    if cfg["epochs"] > cfg["early_stopping_patience"] > 0 and \
-            cfg["plateau_patience"] + 1 >= cfg["early_stopping_patience"]:
+    stops_early = cfg["early_stopping_patience"] < cfg["epochs"]
+    if stops_early and cfg["plateau_patience"] + 1 >= cfg["early_stopping_patience"]:
         # the schedule lowers the lr after plateau_patience + 1 epochs without improvement
         log.warning("plateau_patience %d, early_stopping_patience %d: the learning rate is never lowered "
                     "before early stopping (the study lowers it after 11 epochs without improvement and stops "

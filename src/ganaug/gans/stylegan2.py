@@ -582,7 +582,6 @@ class Trainer(ClassConditionalBatches):
                 f"{compiled}")
 
 
-
 def build_generator(snapshot: dict, ema: bool = True) -> Generator:
     """The generator of a snapshot dict (EMA weights by default)."""
     G = Generator(**snapshot["arch"], seed=0)
